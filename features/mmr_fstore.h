@@ -1,20 +1,23 @@
 /* mmr_fstore.h — the RocksDB feature store: users, items, stats, dedup marks, offsets.
  *
- * One RocksDB database, column families:
- *   items  item_id → modality embeddings, attrs-free record, deleted flag, version
- *   users  user_id → bounded ring of recent interactions (item, type, value, ts)
+ * One RocksDB database, column families (created if missing):
+ *   items  item_id → created_ms, deleted flag, text/image/video embeddings
+ *   users  user_id → bounded ring of recent interactions (item, type, value, ts) + total
  *   stats  item_id → counters (impressions, clicks, positives, decayed popularity),
  *          updated through a merge operator so writers never read-modify-write
- *   dedup  event_id → ts_ms, dropped by a TTL compaction filter
- *   meta   "offset/<topic>/<partition>" → next offset; schema version; model registry
+ *   dedup  event_id → wall-clock ms when the mark was written; dropped by a TTL
+ *          compaction filter once older than dedup_ttl_s
+ *   meta   "offset/<topic>/<partition>" → next offset; "schema_version"
+ * Record encodings are documented in fstore_codec.h.
  *
- * Exactly-once state: a batch (mmr_fstore_batch_*) gathers feature updates, dedup marks
- * and the next Kafka offsets, and commits them as ONE RocksDB WriteBatch. Callers
- * commit Kafka offsets only after mmr_fstore_batch_commit returns MMR_OK, and seek to
- * mmr_fstore_get_offset on assignment. Knows nothing of Kafka, gRPC or CUDA.
+ * Exactly-once state: a batch (mmr_fstore_batch_*) gathers feature updates, dedup marks,
+ * catalog items and the next Kafka offsets, and commits them as ONE RocksDB WriteBatch.
+ * Callers commit Kafka offsets only after mmr_fstore_batch_commit returns MMR_OK, and seek
+ * to mmr_fstore_get_offset on assignment. Knows nothing of Kafka, gRPC or CUDA.
  *
- * Threads: reads are safe from any thread. Batches are built and committed by one
- * writer thread at a time (the user ring is read-modify-write). */
+ * Threads: reads are safe from any thread, concurrently with a batch being built or
+ * committed. Batches are single-writer: at most one batch per store is open at a time
+ * (the user ring is read-modify-write), built and committed by one thread. */
 #ifndef MMR_FSTORE_H
 #define MMR_FSTORE_H
 
@@ -41,10 +44,14 @@ typedef enum {
 } mmr_event_type_t;
 
 #define MMR_ID_MAX 256 /* longest user/item/event id in bytes; longer ids are invalid */
+#define MMR_WATCH_POSITIVE_S 10.0f /* a WATCH of at least this many seconds is positive */
+#define MMR_RATING_POSITIVE 4.0f   /* a RATING of at least this many stars is positive */
+#define MMR_USER_RING_MAX 4096     /* largest accepted opts.user_ring */
+#define MMR_EMB_DIM_MAX 65536      /* widest accepted embedding, in floats */
 
 /* A validated event. Strings are borrowed for the duration of the call they are passed to. */
 typedef struct mmr_event {
-    const char *event_id; /* may be empty: then no dedup is possible */
+    const char *event_id; /* may be NULL or empty: then no dedup is possible */
     const char *user_id;
     const char *item_id;
     mmr_event_type_t type;
@@ -52,54 +59,126 @@ typedef struct mmr_event {
     int64_t ts_ms;
 } mmr_event_t;
 
-/* Positive engagement per DESIGN §6 (CLICK/LIKE/SHARE/PURCHASE, WATCH ≥ threshold, RATING ≥ 4). */
+/* Positive engagement per DESIGN §6: CLICK, LIKE, SHARE, PURCHASE; WATCH with
+ * value ≥ MMR_WATCH_POSITIVE_S; RATING with value ≥ MMR_RATING_POSITIVE. Returns 1 or 0. */
 int mmr_event_is_positive(const mmr_event_t *ev);
 
+/* Zero means "default" for every field but path, so `{.path = dir}` is a valid config. */
 typedef struct mmr_fstore_opts {
-    const char *path;            /* database directory; created if missing */
-    uint32_t user_ring;          /* interactions kept per user (default 64 when 0) */
+    const char *path;            /* database directory; created if missing (see must_exist) */
+    uint32_t user_ring;          /* interactions per user: default 64, max MMR_USER_RING_MAX */
     int64_t dedup_ttl_s;         /* event_id marks older than this are dropped (default 7 days) */
     double popularity_half_life_s; /* decay of item popularity (default 1 day) */
-    size_t block_cache_mb;       /* default 64 */
-    int sync_writes;             /* fsync the WAL on each batch commit */
+    size_t block_cache_mb;       /* LRU block cache shared by all column families (default 64) */
+    int sync_writes;             /* 1: fsync the WAL on each batch commit */
+    int must_exist;              /* 1: fail with MMR_ERR_NOT_FOUND instead of creating the
+                                  * database (RocksDB create_if_missing, inverted so that a
+                                  * zeroed struct keeps creating) */
 } mmr_fstore_opts_t;
 
-/* Opens (creating if needed) the store. On success *out is owned by the caller and freed
- * with mmr_fstore_close. Errors: MMR_ERR_STORE (RocksDB message in err), MMR_ERR_INVALID. */
+/* Opens (creating if needed) the store. opts is read during the call only. On success *out
+ * is owned by the caller and freed with mmr_fstore_close. Compression is LZ4 when the
+ * RocksDB library has it, else none.
+ * Errors: MMR_ERR_INVALID (bad opts), MMR_ERR_NOT_FOUND (must_exist and no database),
+ * MMR_ERR_UNSUPPORTED (written by a newer mmrec: schema version above ours),
+ * MMR_ERR_CORRUPT (unreadable schema version), MMR_ERR_STORE (RocksDB message in err). */
 mmr_status_t mmr_fstore_open(const mmr_fstore_opts_t *opts, mmr_fstore_t **out, mmr_err_t *err);
-/* Flushes and closes. NULL is a no-op. */
+/* Flushes memtables and closes. Every batch of fs must have been freed. NULL is a no-op. */
 void mmr_fstore_close(mmr_fstore_t *fs);
 
+/* Flushes and fully compacts every column family (so dedup marks past their TTL are
+ * dropped now). Blocks; for maintenance tools and tests. Errors: MMR_ERR_STORE. */
+mmr_status_t mmr_fstore_compact(mmr_fstore_t *fs, mmr_err_t *err);
+
 /* --- writing: one batch = one atomic WriteBatch -------------------------------------- */
+
+/* Starts a batch; fs is borrowed and must outlive it. Returns NULL when out of memory or
+ * when another batch of fs is still open (single writer, see the top of this file). */
 mmr_fstore_batch_t *mmr_fstore_batch_new(mmr_fstore_t *fs);
 /* Adds an event. Returns 1 if it will be applied, 0 if it is a duplicate (its event_id is
- * already in the store or earlier in this batch), negative status on error. */
+ * already in the store or earlier in this batch), or a negated mmr_status_t on error:
+ * -MMR_ERR_INVALID (bad ids, type, non-finite value; the batch stays usable),
+ * -MMR_ERR_STORE (dedup/user lookup failed). A stored user record that cannot be decoded
+ * is replaced by a fresh one (logged at WARN) so that ingestion never stalls on it. */
 int mmr_fstore_batch_add_event(mmr_fstore_batch_t *b, const mmr_event_t *ev, mmr_err_t *err);
-/* Records that everything before next_offset of topic/partition is in this batch. */
+/* Records that everything before next_offset of topic/partition is in this batch; the last
+ * call per topic/partition wins. An invalid topic (NULL, empty, longer than MMR_ID_MAX)
+ * makes mmr_fstore_batch_commit fail with MMR_ERR_INVALID. */
 void mmr_fstore_batch_set_offset(mmr_fstore_batch_t *b, const char *topic, int32_t partition,
                                  int64_t next_offset);
-/* Writes the batch atomically. The batch stays owned by the caller (free it after). */
+/* Writes the batch atomically. Called once per batch; afterwards (success or not) the batch
+ * accepts nothing more and is only freed. Errors: MMR_ERR_INVALID (bad offset topic, second
+ * commit), MMR_ERR_STORE (nothing was written). */
 mmr_status_t mmr_fstore_batch_commit(mmr_fstore_batch_t *b, mmr_err_t *err);
 size_t mmr_fstore_batch_count(const mmr_fstore_batch_t *b); /* events added (non-duplicates) */
+/* Frees the batch; an uncommitted batch leaves no trace in the store. NULL is a no-op. */
 void mmr_fstore_batch_free(mmr_fstore_batch_t *b);
 
-/* Next offset stored for topic/partition, or -1 in *next_offset when none is stored. */
+/* Next offset stored for topic/partition, or -1 in *next_offset when none is stored.
+ * Errors: MMR_ERR_INVALID (bad topic), MMR_ERR_CORRUPT, MMR_ERR_STORE. */
 mmr_status_t mmr_fstore_get_offset(mmr_fstore_t *fs, const char *topic, int32_t partition,
                                    int64_t *next_offset, mmr_err_t *err);
+
+/* --- catalog items ------------------------------------------------------------------- */
+typedef enum {
+    MMR_MODALITY_TEXT = 0,
+    MMR_MODALITY_IMAGE,
+    MMR_MODALITY_VIDEO,
+    MMR_MODALITY_COUNT
+} mmr_modality_t;
+
+/* A catalog item. Any modality may be absent (emb_dim 0, emb NULL). */
+typedef struct mmr_item {
+    const char *item_id;                    /* NUL-terminated, 1..MMR_ID_MAX bytes */
+    int64_t created_ms;
+    int deleted;                            /* 1: withdrawn from the catalog (kept as a record) */
+    uint32_t emb_dim[MMR_MODALITY_COUNT];   /* ≤ MMR_EMB_DIM_MAX; 0 = modality absent */
+    const float *emb[MMR_MODALITY_COUNT];   /* emb[m] is [emb_dim[m]] floats */
+} mmr_item_t;
+
+/* Adds (or replaces) an item in the batch; item and its arrays are borrowed for the call.
+ * Errors: MMR_ERR_INVALID (bad id, width over MMR_EMB_DIM_MAX, NULL or non-finite
+ * embedding, committed batch); the batch stays usable. */
+mmr_status_t mmr_fstore_batch_put_item(mmr_fstore_batch_t *b, const mmr_item_t *item,
+                                       mmr_err_t *err);
+
+/* Batched read (MultiGet) of n items. On MMR_OK *out is an owned array of n items (free it
+ * with mmr_fstore_items_free; ids and embeddings live in the same allocation) and
+ * found[i] = 1 when item_ids[i] exists (deleted items included, with deleted = 1), else
+ * found[i] = 0 and (*out)[i] is zeroed. Errors: MMR_ERR_INVALID, MMR_ERR_CORRUPT (a record
+ * cannot be decoded; its id is in err), MMR_ERR_NOMEM, MMR_ERR_STORE. */
+mmr_status_t mmr_fstore_get_items(mmr_fstore_t *fs, size_t n, const char *const *item_ids,
+                                  mmr_item_t **out, uint8_t *found, mmr_err_t *err);
+void mmr_fstore_items_free(mmr_item_t *items); /* NULL is a no-op */
+
+/* Called once per item; item and its arrays are valid only during the call. Return 0 to go
+ * on, non-zero to stop the iteration. */
+typedef int (*mmr_fstore_item_fn)(void *opaque, const mmr_item_t *item);
+/* Calls fn for every non-deleted item, in key order, from one consistent snapshot (writes
+ * committed meanwhile are not seen). Returns MMR_OK also when fn stopped the iteration.
+ * Errors: MMR_ERR_CORRUPT (stops at the undecodable record), MMR_ERR_NOMEM, MMR_ERR_STORE. */
+mmr_status_t mmr_fstore_iter_items(mmr_fstore_t *fs, mmr_fstore_item_fn fn, void *opaque,
+                                   mmr_err_t *err);
 
 /* --- reading ------------------------------------------------------------------------- */
 typedef struct mmr_item_stats {
     int64_t impressions;
     int64_t clicks;      /* CLICK events */
     int64_t positives;   /* events for which mmr_event_is_positive holds */
-    double popularity;   /* positives decayed with the configured half-life, as of last_ts_ms */
+    double popularity;   /* Σ over positives of 2^(-(last_ts_ms - ts) / half-life) */
     int64_t last_ts_ms;  /* newest event seen for the item */
 } mmr_item_stats_t;
 
 /* Batched read (MultiGet). found[i] = 1 and out[i] filled when the item has stats, else
- * found[i] = 0 and out[i] zeroed. */
+ * found[i] = 0 and out[i] zeroed. Errors: MMR_ERR_INVALID, MMR_ERR_CORRUPT (id in err),
+ * MMR_ERR_NOMEM, MMR_ERR_STORE. */
 mmr_status_t mmr_fstore_get_item_stats(mmr_fstore_t *fs, size_t n, const char *const *item_ids,
                                        mmr_item_stats_t *out, uint8_t *found, mmr_err_t *err);
+
+/* s->popularity decayed from s->last_ts_ms to now_ms with the store's half-life (unchanged
+ * when now_ms ≤ last_ts_ms), for ranking features computed at request time. */
+double mmr_fstore_popularity_at(const mmr_fstore_t *fs, const mmr_item_stats_t *s,
+                                int64_t now_ms);
 
 typedef struct mmr_interaction {
     char item_id[MMR_ID_MAX + 1];
@@ -109,15 +188,16 @@ typedef struct mmr_interaction {
 } mmr_interaction_t;
 
 typedef struct mmr_user {
-    uint32_t n;                     /* interactions held, oldest first */
+    uint32_t n;                     /* interactions held, oldest first (in applied order) */
     int64_t events_total;           /* all events ever applied for the user */
     mmr_interaction_t *recent;      /* [n] */
 } mmr_user_t;
 
 /* Reads a user. On MMR_OK *out is owned by the caller (mmr_user_free). Unknown user:
- * MMR_ERR_NOT_FOUND. */
+ * MMR_ERR_NOT_FOUND. Errors: MMR_ERR_INVALID, MMR_ERR_CORRUPT (undecodable record),
+ * MMR_ERR_NOMEM, MMR_ERR_STORE. */
 mmr_status_t mmr_fstore_get_user(mmr_fstore_t *fs, const char *user_id, mmr_user_t **out,
                                  mmr_err_t *err);
-void mmr_user_free(mmr_user_t *u);
+void mmr_user_free(mmr_user_t *u); /* NULL is a no-op */
 
 #endif
