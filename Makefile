@@ -1,0 +1,38 @@
+# mmrec — the two commands a newcomer needs:
+#   make demo   install what is missing, build, run a live local demo
+#   make test   install what is missing, build, run the whole test suite
+# Other targets: build, test-asan (the suite under ASan+UBSan), docs (regenerate
+# docs/CONFIGURATION.md), clean.
+BUILD      ?= build
+BUILD_ASAN ?= build-asan
+JOBS       ?= $(shell nproc)
+CMAKE_ARGS ?=
+
+.PHONY: deps build test test-asan demo docs clean kafka
+
+deps:
+	@scripts/deps.sh
+
+kafka: deps
+	@scripts/kafka.sh fetch
+
+build: deps
+	@cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo $(CMAKE_ARGS) >/dev/null
+	@cmake --build $(BUILD) -j$(JOBS)
+
+test: build kafka
+	cd $(BUILD) && ctest --output-on-failure -j2 --timeout 900
+
+test-asan: deps kafka
+	@cmake -S . -B $(BUILD_ASAN) -DCMAKE_BUILD_TYPE=Debug -DMMREC_SANITIZE=ON -DMMREC_CUDA=OFF $(CMAKE_ARGS) >/dev/null
+	@cmake --build $(BUILD_ASAN) -j$(JOBS)
+	cd $(BUILD_ASAN) && ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 ctest --output-on-failure -j2 --timeout 900
+
+demo: build kafka
+	@scripts/demo.sh $(BUILD)
+
+docs: build
+	$(BUILD)/mmrecd --help-markdown > docs/CONFIGURATION.md
+
+clean:
+	rm -rf $(BUILD) $(BUILD_ASAN)

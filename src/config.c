@@ -1,0 +1,227 @@
+/* config.c — the configuration table and its parsers (see mmr_config.h). */
+#include "mmr_config.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef enum { T_STR, T_INT, T_BOOL } opt_type_t;
+
+typedef struct opt {
+    const char *name;
+    opt_type_t type;
+    const char *def;
+    long min, max;      /* T_INT range */
+    int reloadable;
+    size_t off;
+    const char *desc;
+} opt_t;
+
+#define O(field) offsetof(mmr_config_t, field)
+
+/* THE table. Keep descriptions one line; docs/CONFIGURATION.md is generated from it. */
+static const opt_t opts[] = {
+    {"log.level", T_STR, "info", 0, 0, 1, O(log_level), "debug | info | warn | error"},
+    {"store.path", T_STR, "./mmrec-data", 0, 0, 0, O(store_path), "RocksDB feature store directory (created if missing)"},
+    {"store.user_ring", T_INT, "64", 1, 4096, 0, O(store_user_ring), "recent interactions kept per user"},
+    {"store.sync", T_BOOL, "false", 0, 1, 0, O(store_sync), "fsync the WAL on every ingestion batch"},
+    {"ingest.enabled", T_BOOL, "true", 0, 1, 0, O(ingest_enabled), "consume events from Kafka into the store"},
+    {"kafka.brokers", T_STR, "127.0.0.1:9092", 0, 0, 0, O(kafka_brokers), "bootstrap servers (other kafka.* keys go to librdkafka)"},
+    {"ingest.group", T_STR, "mmrec-ingest", 0, 0, 0, O(ingest_group), "consumer group of the ingestion consumer"},
+    {"ingest.events_topic", T_STR, "mmrec.events", 0, 0, 0, O(events_topic), "topic of user events (key = user_id)"},
+    {"ingest.dlq_topic", T_STR, "mmrec.events.dlq", 0, 0, 0, O(dlq_topic), "dead-letter topic for malformed events"},
+    {"ingest.format", T_STR, "protobuf", 0, 0, 0, O(ingest_format), "event encoding: protobuf | json"},
+    {"ingest.batch_max", T_INT, "1000", 1, 1000000, 0, O(ingest_batch_max), "events per RocksDB WriteBatch"},
+    {"ingest.batch_ms", T_INT, "50", 1, 60000, 0, O(ingest_batch_ms), "longest wait to fill a batch (ms)"},
+    {"serve.enabled", T_BOOL, "true", 0, 1, 0, O(serve_enabled), "run the gRPC ranking service"},
+    {"grpc.listen", T_STR, "127.0.0.1:50051", 0, 0, 0, O(grpc_listen), "gRPC address; port 0 picks a free port"},
+    {"grpc.threads", T_INT, "0", 0, 256, 0, O(grpc_threads), "serving threads / completion queues (0 = cores)"},
+    {"grpc.max_inflight", T_INT, "256", 1, 1000000, 0, O(grpc_max_inflight), "admitted concurrent calls; above it RESOURCE_EXHAUSTED"},
+    {"grpc.max_message_bytes", T_INT, "4194304", 1024, 268435456, 0, O(grpc_max_message_bytes), "largest request accepted"},
+    {"rank.max_candidates", T_INT, "10000", 1, 1000000, 0, O(rank_max_candidates), "candidates per Rank request; above it INVALID_ARGUMENT"},
+    {"shutdown.grace_ms", T_INT, "5000", 0, 600000, 0, O(shutdown_grace_ms), "time in-flight calls get to finish on SIGTERM"},
+    {"metrics.listen", T_STR, "127.0.0.1:9464", 0, 0, 0, O(metrics_listen), "Prometheus /metrics HTTP address; empty = off; port 0 = free port"},
+    {"ready_file", T_STR, "", 0, 0, 0, O(ready_file), "when set, written with the bound ports once serving"},
+};
+#define NOPTS (sizeof opts / sizeof opts[0])
+
+static const opt_t *opt_find(const char *name) {
+    for (size_t i = 0; i < NOPTS; i++)
+        if (strcmp(opts[i].name, name) == 0) return &opts[i];
+    return NULL;
+}
+
+static int parse_bool(const char *v, long *out) {
+    if (!strcmp(v, "true") || !strcmp(v, "1") || !strcmp(v, "yes") || !strcmp(v, "on")) { *out = 1; return 1; }
+    if (!strcmp(v, "false") || !strcmp(v, "0") || !strcmp(v, "no") || !strcmp(v, "off")) { *out = 0; return 1; }
+    return 0;
+}
+
+static mmr_status_t opt_apply(mmr_config_t *cfg, const opt_t *o, const char *v, mmr_err_t *err) {
+    char *base = (char *)cfg + o->off;
+    if (o->type == T_STR) {
+        char *dup = strdup(v);
+        if (!dup) return mmr_err_set(err, MMR_ERR_NOMEM, "out of memory");
+        free(*(char **)base);
+        *(char **)base = dup;
+        return MMR_OK;
+    }
+    long x;
+    if (o->type == T_BOOL) {
+        if (!parse_bool(v, &x))
+            return mmr_err_set(err, MMR_ERR_INVALID, "%s: expected true or false, got '%s'", o->name, v);
+    } else {
+        char *end;
+        errno = 0;
+        x = strtol(v, &end, 10);
+        if (errno || end == v || *end)
+            return mmr_err_set(err, MMR_ERR_INVALID, "%s: expected an integer, got '%s'", o->name, v);
+        if (x < o->min || x > o->max)
+            return mmr_err_set(err, MMR_ERR_INVALID, "%s: %ld is outside [%ld, %ld]", o->name, x,
+                               o->min, o->max);
+    }
+    *(long *)base = x;
+    return MMR_OK;
+}
+
+static mmr_status_t passthrough_add(char **list, size_t *n, const char *key, const char *value,
+                                    mmr_err_t *err) {
+    if (*n == MMR_CONFIG_MAX_PASSTHROUGH)
+        return mmr_err_set(err, MMR_ERR_INVALID, "more than %d pass-through keys", MMR_CONFIG_MAX_PASSTHROUGH);
+    size_t len = strlen(key) + strlen(value) + 2;
+    char *kv = malloc(len);
+    if (!kv) return mmr_err_set(err, MMR_ERR_NOMEM, "out of memory");
+    snprintf(kv, len, "%s=%s", key, value);
+    list[(*n)++] = kv;
+    return MMR_OK;
+}
+
+void mmr_config_init(mmr_config_t *cfg) {
+    memset(cfg, 0, sizeof *cfg);
+    for (size_t i = 0; i < NOPTS; i++) opt_apply(cfg, &opts[i], opts[i].def, NULL);
+}
+
+void mmr_config_free(mmr_config_t *cfg) {
+    for (size_t i = 0; i < NOPTS; i++)
+        if (opts[i].type == T_STR) free(*(char **)((char *)cfg + opts[i].off));
+    for (size_t i = 0; i < cfg->n_kafka_props; i++) free(cfg->kafka_props[i]);
+    for (size_t i = 0; i < cfg->n_rocksdb_props; i++) free(cfg->rocksdb_props[i]);
+    memset(cfg, 0, sizeof *cfg);
+}
+
+mmr_status_t mmr_config_set(mmr_config_t *cfg, const char *key, const char *value, mmr_err_t *err) {
+    const opt_t *o = opt_find(key);
+    if (o) return opt_apply(cfg, o, value, err);
+    if (strncmp(key, "kafka.", 6) == 0 && key[6])
+        return passthrough_add(cfg->kafka_props, &cfg->n_kafka_props, key + 6, value, err);
+    if (strncmp(key, "rocksdb.", 8) == 0 && key[8])
+        return passthrough_add(cfg->rocksdb_props, &cfg->n_rocksdb_props, key + 8, value, err);
+    return mmr_err_set(err, MMR_ERR_INVALID, "unknown option '%s' (see --help)", key);
+}
+
+static char *trim(char *s) {
+    while (isspace((unsigned char)*s)) s++;
+    char *e = s + strlen(s);
+    while (e > s && isspace((unsigned char)e[-1])) *--e = '\0';
+    return s;
+}
+
+mmr_status_t mmr_config_load_file(mmr_config_t *cfg, const char *path, mmr_err_t *err) {
+    FILE *f = fopen(path, "r");
+    if (!f) return mmr_err_set(err, MMR_ERR_IO, "cannot open config %s: %s", path, strerror(errno));
+    char line[4096];
+    int lineno = 0;
+    mmr_status_t st = MMR_OK;
+    while (st == MMR_OK && fgets(line, sizeof line, f)) {
+        lineno++;
+        if (!strchr(line, '\n') && !feof(f)) {
+            st = mmr_err_set(err, MMR_ERR_INVALID, "%s:%d: line too long", path, lineno);
+            break;
+        }
+        char *s = trim(line);
+        if (!*s || *s == '#') continue;
+        char *eq = strchr(s, '=');
+        if (!eq) { st = mmr_err_set(err, MMR_ERR_INVALID, "%s:%d: expected key = value", path, lineno); break; }
+        *eq = '\0';
+        char *key = trim(s), *val = trim(eq + 1);
+        mmr_err_t e2 = {0};
+        if (mmr_config_set(cfg, key, val, &e2) != MMR_OK)
+            st = mmr_err_set(err, e2.code, "%s:%d: %s", path, lineno, e2.msg);
+    }
+    fclose(f);
+    return st;
+}
+
+mmr_status_t mmr_config_parse_args(mmr_config_t *cfg, int argc, char **argv, int *help,
+                                   mmr_err_t *err) {
+    *help = 0;
+    for (int i = 1; i < argc; i++) { /* --config first, so flags override the file */
+        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) { *help = 1; return MMR_OK; }
+        if (strcmp(argv[i], "--config") == 0) {
+            if (i + 1 >= argc) return mmr_err_set(err, MMR_ERR_INVALID, "--config needs a file");
+            mmr_status_t st = mmr_config_load_file(cfg, argv[i + 1], err);
+            if (st != MMR_OK) return st;
+        } else if (strncmp(argv[i], "--config=", 9) == 0) {
+            mmr_status_t st = mmr_config_load_file(cfg, argv[i] + 9, err);
+            if (st != MMR_OK) return st;
+        }
+    }
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (strncmp(a, "--", 2) != 0)
+            return mmr_err_set(err, MMR_ERR_INVALID, "unexpected argument '%s'", a);
+        if (strcmp(a, "--config") == 0) { i++; continue; }
+        if (strncmp(a, "--config=", 9) == 0) continue;
+        char key[256];
+        const char *eq = strchr(a, '='), *val;
+        if (eq) {
+            snprintf(key, sizeof key, "%.*s", (int)(eq - a - 2), a + 2);
+            val = eq + 1;
+        } else {
+            snprintf(key, sizeof key, "%s", a + 2);
+            if (i + 1 >= argc) return mmr_err_set(err, MMR_ERR_INVALID, "%s needs a value", a);
+            val = argv[++i];
+        }
+        mmr_status_t st = mmr_config_set(cfg, key, val, err);
+        if (st != MMR_OK) return st;
+    }
+    return MMR_OK;
+}
+
+static const char *type_name(opt_type_t t) { return t == T_STR ? "string" : t == T_INT ? "int" : "bool"; }
+
+void mmr_config_print_help(FILE *out, const char *prog) {
+    fprintf(out, "usage: %s [--config FILE] [--key=value ...]\n\n"
+                 "mmrecd: ingestion, online learning and the gRPC ranking service in one process.\n"
+                 "Options (config file keys are the same without the leading --):\n",
+            prog);
+    for (size_t i = 0; i < NOPTS; i++) {
+        char head[64];
+        snprintf(head, sizeof head, "--%s", opts[i].name);
+        fprintf(out, "  %-26s %-6s %s (default: %s)\n", head, type_name(opts[i].type), opts[i].desc,
+                *opts[i].def ? opts[i].def : "\"\"");
+    }
+    fprintf(out, "  --kafka.<prop>=<v>         passed to librdkafka (e.g. --kafka.security.protocol=SSL)\n"
+                 "  --rocksdb.<opt>=<v>        passed to RocksDB options\n"
+                 "  --help                     this text\n");
+}
+
+void mmr_config_print_markdown(FILE *out) {
+    fprintf(out, "# mmrecd configuration\n\n"
+                 "Generated from the option table in `src/config.c` by `mmrecd --help-markdown`;\n"
+                 "do not edit by hand (a test checks they agree).\n\n"
+                 "Set options in a file (`key = value`, `#` comments) given with `--config FILE`,\n"
+                 "or on the command line as `--key=value` (command line wins). Keys starting with\n"
+                 "`kafka.` are passed to librdkafka and `rocksdb.` to RocksDB, prefix removed.\n\n"
+                 "| option | type | default | range | reloadable | description |\n"
+                 "|---|---|---|---|---|---|\n");
+    for (size_t i = 0; i < NOPTS; i++) {
+        const opt_t *o = &opts[i];
+        char range[64] = "";
+        if (o->type == T_INT) snprintf(range, sizeof range, "%ld – %ld", o->min, o->max);
+        fprintf(out, "| `%s` | %s | `%s` | %s | %s | %s |\n", o->name, type_name(o->type),
+                *o->def ? o->def : "\"\"", range, o->reloadable ? "yes" : "no", o->desc);
+    }
+}

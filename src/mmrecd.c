@@ -1,0 +1,220 @@
+/* mmrecd.c — the daemon: feature store, Kafka ingestion, gRPC ranking service and
+ * Prometheus metrics in one process, each part switchable in the config.
+ *
+ * Signals are blocked in every thread and taken by main with sigwait: SIGTERM/SIGINT
+ * shut down in order (health NOT_SERVING, stop accepting and drain RPCs, flush and commit
+ * ingestion, close the store) and exit 0; SIGHUP re-reads the reloadable options. */
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "mmr_config.h"
+#include "mmr_fstore.h"
+#include "mmr_ingest.h"
+#include "mmr_log.h"
+#include "mmr_metrics.h"
+#include "mmr_ranker.h"
+#include "mmr_server.h"
+
+typedef struct daemon_state {
+    mmr_config_t cfg;
+    const char *config_path;
+    mmr_fstore_t *fs;
+    mmr_ingest_t *ing;
+    mmr_ranker_t *ranker;
+    mmr_server_t *srv;
+    mmr_metrics_t *metrics;
+} daemon_state_t;
+
+static void render_metrics(void *opaque, FILE *out) {
+    daemon_state_t *d = opaque;
+    fprintf(out, "# TYPE mmrec_up gauge\nmmrec_up 1\n");
+    if (d->srv) {
+        mmr_server_stats_t s;
+        mmr_server_get_stats(d->srv, &s);
+        fprintf(out, "# TYPE mmrec_rpc_calls_total counter\nmmrec_rpc_calls_total %llu\n"
+                     "# TYPE mmrec_rpc_ok_total counter\nmmrec_rpc_ok_total %llu\n"
+                     "# TYPE mmrec_rpc_shed_total counter\nmmrec_rpc_shed_total %llu\n"
+                     "# TYPE mmrec_rpc_deadline_expired_total counter\nmmrec_rpc_deadline_expired_total %llu\n"
+                     "# TYPE mmrec_rpc_inflight gauge\nmmrec_rpc_inflight %u\n",
+                (unsigned long long)s.calls, (unsigned long long)s.ok, (unsigned long long)s.shed,
+                (unsigned long long)s.expired, s.inflight);
+    }
+    if (d->ranker) {
+        mmr_ranker_stats_t r;
+        mmr_ranker_get_stats(d->ranker, &r);
+        fprintf(out, "# TYPE mmrec_rank_requests_total counter\nmmrec_rank_requests_total %llu\n"
+                     "# TYPE mmrec_rank_invalid_total counter\nmmrec_rank_invalid_total %llu\n"
+                     "# TYPE mmrec_rank_unknown_candidates_total counter\nmmrec_rank_unknown_candidates_total %llu\n"
+                     "# TYPE mmrec_rank_cold_start_total counter\nmmrec_rank_cold_start_total %llu\n",
+                (unsigned long long)r.requests, (unsigned long long)r.invalid,
+                (unsigned long long)r.unknown_candidates, (unsigned long long)r.cold_start);
+    }
+    if (d->ing) {
+        mmr_ingest_stats_t s;
+        mmr_ingest_get_stats(d->ing, &s);
+        fprintf(out, "# TYPE mmrec_ingest_consumed_total counter\nmmrec_ingest_consumed_total %llu\n"
+                     "# TYPE mmrec_ingest_applied_total counter\nmmrec_ingest_applied_total %llu\n"
+                     "# TYPE mmrec_ingest_duplicates_total counter\nmmrec_ingest_duplicates_total %llu\n"
+                     "# TYPE mmrec_ingest_batches_total counter\nmmrec_ingest_batches_total %llu\n"
+                     "# TYPE mmrec_ingest_store_errors_total counter\nmmrec_ingest_store_errors_total %llu\n"
+                     "# TYPE mmrec_ingest_batch_commit_ms gauge\nmmrec_ingest_batch_commit_ms %.3f\n"
+                     "# TYPE mmrec_ingest_dead_lettered_total counter\n",
+                (unsigned long long)s.consumed, (unsigned long long)s.applied,
+                (unsigned long long)s.duplicates, (unsigned long long)s.batches,
+                (unsigned long long)s.store_errors, s.last_batch_ms);
+        for (int i = 0; i < MMR_INGEST_BAD_COUNT; i++)
+            fprintf(out, "mmrec_ingest_dead_lettered_total{reason=\"%s\"} %llu\n",
+                    mmr_ingest_reason_str((mmr_ingest_reason_t)i),
+                    (unsigned long long)s.dead_lettered[i]);
+    }
+}
+
+static int write_ready_file(const char *path, int grpc_port, int metrics_port) {
+    char tmp[4096];
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    FILE *f = fopen(tmp, "w");
+    if (!f) return -1;
+    fprintf(f, "grpc_port=%d\nmetrics_port=%d\n", grpc_port, metrics_port);
+    if (fclose(f) != 0) return -1;
+    return rename(tmp, path);
+}
+
+static mmr_status_t start(daemon_state_t *d, mmr_err_t *err) {
+    mmr_config_t *c = &d->cfg;
+    if (strcmp(c->ingest_format, "json") != 0 && strcmp(c->ingest_format, "protobuf") != 0)
+        return mmr_err_set(err, MMR_ERR_INVALID, "ingest.format must be protobuf or json, not '%s'",
+                           c->ingest_format);
+    mmr_fstore_opts_t fo = {.path = c->store_path, .user_ring = (uint32_t)c->store_user_ring,
+                            .sync_writes = (int)c->store_sync};
+    mmr_status_t st = mmr_fstore_open(&fo, &d->fs, err);
+    if (st != MMR_OK) return st;
+    mmr_log(MMR_LOG_INFO, "mmrecd", "feature store open at %s", c->store_path);
+
+    if (c->ingest_enabled) {
+        mmr_ingest_conf_t ic = {
+            .brokers = c->kafka_brokers, .group_id = c->ingest_group,
+            .events_topic = c->events_topic, .dlq_topic = c->dlq_topic,
+            .format = strcmp(c->ingest_format, "json") == 0 ? MMR_INGEST_FORMAT_JSON
+                                                             : MMR_INGEST_FORMAT_PROTOBUF,
+            .batch_max = (uint32_t)c->ingest_batch_max, .batch_ms = (uint32_t)c->ingest_batch_ms,
+            .kafka_props = (const char *const *)c->kafka_props, .n_kafka_props = c->n_kafka_props,
+        };
+        if ((st = mmr_ingest_new(&ic, d->fs, &d->ing, err)) != MMR_OK) return st;
+        if ((st = mmr_ingest_start(d->ing, err)) != MMR_OK) return st;
+        mmr_log(MMR_LOG_INFO, "mmrecd", "ingesting %s from %s (group %s)", c->events_topic,
+                c->kafka_brokers, c->ingest_group);
+    }
+
+    int grpc_port = 0, metrics_port = 0;
+    if (c->serve_enabled) {
+        mmr_ranker_conf_t rc = {.max_candidates = (uint32_t)c->rank_max_candidates};
+        if ((st = mmr_ranker_new(&rc, d->fs, &d->ranker, err)) != MMR_OK) return st;
+        mmr_server_conf_t sc = {.listen = c->grpc_listen, .threads = (int)c->grpc_threads,
+                                .max_inflight = (uint32_t)c->grpc_max_inflight,
+                                .max_message_bytes = (uint32_t)c->grpc_max_message_bytes};
+        if ((st = mmr_server_new(&sc, &d->srv, err)) != MMR_OK) return st;
+        if ((st = mmr_server_add_method(d->srv, "/mmrec.v1.Ranker/Rank", mmr_ranker_handle_rank,
+                                        d->ranker, err)) != MMR_OK)
+            return st;
+        if ((st = mmr_server_start(d->srv, err)) != MMR_OK) return st;
+        mmr_server_set_serving(d->srv, 1);
+        grpc_port = mmr_server_port(d->srv);
+        mmr_log(MMR_LOG_INFO, "mmrecd", "serving gRPC on port %d", grpc_port);
+    }
+    if (*c->metrics_listen) {
+        if ((st = mmr_metrics_new(c->metrics_listen, render_metrics, d, &d->metrics, err)) != MMR_OK)
+            return st;
+        metrics_port = mmr_metrics_port(d->metrics);
+        mmr_log(MMR_LOG_INFO, "mmrecd", "metrics on http port %d /metrics", metrics_port);
+    }
+    if (*c->ready_file && write_ready_file(c->ready_file, grpc_port, metrics_port) != 0)
+        return mmr_err_set(err, MMR_ERR_IO, "cannot write ready_file %s", c->ready_file);
+    return MMR_OK;
+}
+
+/* Stops in dependency order; safe on a partially started daemon. */
+static void stop(daemon_state_t *d) {
+    if (d->srv) {
+        mmr_server_set_serving(d->srv, 0);
+        mmr_server_shutdown(d->srv, (int)d->cfg.shutdown_grace_ms);
+    }
+    mmr_ingest_free(d->ing); /* flushes the pending batch and commits offsets */
+    mmr_metrics_free(d->metrics);
+    mmr_server_free(d->srv);
+    mmr_ranker_free(d->ranker);
+    mmr_fstore_close(d->fs);
+}
+
+static void reload(daemon_state_t *d) {
+    if (!d->config_path) return;
+    mmr_config_t fresh;
+    mmr_config_init(&fresh);
+    mmr_err_t err = {0};
+    if (mmr_config_load_file(&fresh, d->config_path, &err) != MMR_OK) {
+        mmr_log(MMR_LOG_ERROR, "mmrecd", "reload: %s (keeping the running config)", err.msg);
+    } else {
+        int lvl = mmr_log_level_parse(fresh.log_level);
+        if (lvl >= 0) mmr_log_set_level((mmr_log_level_t)lvl);
+        mmr_log(MMR_LOG_INFO, "mmrecd", "reloaded %s: log.level=%s", d->config_path, fresh.log_level);
+    }
+    mmr_config_free(&fresh);
+}
+
+int main(int argc, char **argv) {
+    daemon_state_t d = {0};
+    mmr_config_init(&d.cfg);
+    mmr_err_t err = {0};
+    int help = 0;
+    if (argc == 2 && strcmp(argv[1], "--help-markdown") == 0) {
+        mmr_config_print_markdown(stdout);
+        return 0;
+    }
+    if (mmr_config_parse_args(&d.cfg, argc, argv, &help, &err) != MMR_OK) {
+        fprintf(stderr, "mmrecd: %s\n", err.msg);
+        return 2;
+    }
+    if (help) {
+        mmr_config_print_help(stdout, "mmrecd");
+        mmr_config_free(&d.cfg);
+        return 0;
+    }
+    for (int i = 1; i + 1 < argc; i++)
+        if (strcmp(argv[i], "--config") == 0) d.config_path = argv[i + 1];
+    int lvl = mmr_log_level_parse(d.cfg.log_level);
+    if (lvl < 0) {
+        fprintf(stderr, "mmrecd: log.level must be debug, info, warn or error\n");
+        return 2;
+    }
+    mmr_log_set_level((mmr_log_level_t)lvl);
+
+    /* Block the signals we handle before any thread exists, so all threads inherit it. */
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGHUP);
+    pthread_sigmask(SIG_BLOCK, &set, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    int rc = 0;
+    if (start(&d, &err) != MMR_OK) {
+        mmr_log(MMR_LOG_ERROR, "mmrecd", "start-up failed: %s", err.msg);
+        rc = 1;
+    } else {
+        mmr_log(MMR_LOG_INFO, "mmrecd", "ready");
+        for (;;) {
+            int sig = 0;
+            sigwait(&set, &sig);
+            if (sig == SIGHUP) { reload(&d); continue; }
+            mmr_log(MMR_LOG_INFO, "mmrecd", "%s: shutting down", sig == SIGINT ? "SIGINT" : "SIGTERM");
+            break;
+        }
+    }
+    stop(&d);
+    mmr_log(MMR_LOG_INFO, "mmrecd", "stopped");
+    mmr_config_free(&d.cfg);
+    return rc;
+}
