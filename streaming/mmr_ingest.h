@@ -1,12 +1,22 @@
 /* mmr_ingest.h — Kafka → feature store ingestion (librdkafka consumer group).
  *
- * One consumer thread polls mmrec.events, decodes and validates each message, and
- * applies a batch of events as ONE feature-store WriteBatch that also holds the next
- * offset of every partition in the batch; Kafka offsets are committed only after that
- * write succeeds. On partition assignment the consumer seeks to the offsets stored in the
- * feature store, so a crash at any point neither loses nor double-counts an event.
- * Malformed messages go to the dead-letter topic with the reason in header "mmrec.reason"
- * and are counted per reason; they never stop ingestion. */
+ * One consumer thread polls mmrec.events, decodes and validates each message (rules in
+ * mmr_decode.h), and applies a batch of events as ONE feature-store WriteBatch that also
+ * holds the next offset of every partition in the batch; Kafka offsets are committed
+ * (synchronously, explicit list) only after that write succeeds. On partition assignment
+ * the consumer seeks to the offsets stored in the feature store (earliest when none), so
+ * a crash at any point neither loses nor double-counts an event. A failed store write
+ * commits nothing, seeks the batch's partitions back and retries after a backoff.
+ *
+ * Malformed messages go to the dead-letter topic (original key and bytes, headers
+ * "mmrec.reason" = mmr_ingest_reason_str(r), "mmrec.source" = "topic/partition/offset",
+ * "mmrec.detail" = the validation message) and are counted per reason; they never stop
+ * ingestion. The DLQ producer is flushed before the store batch covering those offsets is
+ * written, so a bad message is in the DLQ before its offset can be committed. A batch
+ * retried after a store failure does not re-send what already reached the DLQ; after a
+ * DLQ failure or a crash a bad message may appear there twice (at-least-once).
+ *
+ * librdkafka's logs and errors are routed to mmr_log (modules "kafka" and "ingest"). */
 #ifndef MMR_INGEST_H
 #define MMR_INGEST_H
 
@@ -32,7 +42,11 @@ typedef struct mmr_ingest_conf {
     uint32_t batch_max;          /* events per WriteBatch (default 1000 when 0) */
     uint32_t batch_ms;           /* longest wait to fill a batch (default 50 when 0) */
     int64_t max_future_ms;       /* events stamped further ahead than this are invalid (default 1 h) */
-    const char *const *kafka_props; /* "key=value" librdkafka properties, passed through */
+    /* "key=value" librdkafka properties, passed through in order to both the consumer and
+     * the DLQ producer; "consumer.key=value" / "producer.key=value" go to one only.
+     * Applied after the defaults (auto.offset.reset=earliest, acks=all), but
+     * enable.auto.commit and enable.auto.offset.store are always false. */
+    const char *const *kafka_props;
     size_t n_kafka_props;
 } mmr_ingest_conf_t;
 
@@ -44,33 +58,48 @@ typedef enum {
     MMR_INGEST_BAD_VALUE,        /* "bad_value": NaN/Inf or negative where not allowed */
     MMR_INGEST_BAD_TS,           /* "bad_timestamp": negative or too far in the future */
     MMR_INGEST_BAD_ID_TOO_LONG,  /* "id_too_long" */
+    MMR_INGEST_BAD_REJECTED,     /* "store_rejected": decoded, but the feature store refused
+                                    it as invalid (the rules disagree: a bug to fix) */
     MMR_INGEST_BAD_COUNT
 } mmr_ingest_reason_t;
 
 const char *mmr_ingest_reason_str(mmr_ingest_reason_t r);
 
+/* applied, duplicates, dead_lettered and batches count committed batches only, so a
+ * retried batch is not counted twice; consumed counts every read, re-reads included. */
 typedef struct mmr_ingest_stats {
     uint64_t consumed;           /* messages read from Kafka */
     uint64_t applied;            /* events written to the store */
     uint64_t duplicates;         /* events skipped by event_id dedup */
     uint64_t dead_lettered[MMR_INGEST_BAD_COUNT];
-    uint64_t batches;
-    uint64_t store_errors;       /* failed WriteBatch commits (offsets not committed) */
+    uint64_t batches;            /* store batches committed */
+    uint64_t store_errors;       /* failed store writes or offset reads (nothing committed) */
+    uint64_t dlq_errors;         /* batches retried because a DLQ delivery failed */
+    uint64_t commit_errors;      /* failed Kafka commits after a good store write (harmless:
+                                    the store holds the offsets) */
     double last_batch_ms;        /* latency of the last WriteBatch commit */
 } mmr_ingest_stats_t;
 
 /* Creates the consumer (and the DLQ producer); conf strings are copied, fs is borrowed and
- * must outlive the ingest object. Errors: MMR_ERR_INVALID (bad conf/property), MMR_ERR_KAFKA. */
+ * must outlive the ingest object, and no other thread may write batches to fs meanwhile.
+ * Zero batch_max/batch_ms/max_future_ms take the defaults. On MMR_OK *out is owned by the
+ * caller (mmr_ingest_free). Errors: MMR_ERR_INVALID (missing field, dlq_topic equal to
+ * events_topic, a property that is not key=value or that librdkafka rejects — its message
+ * is in err), MMR_ERR_KAFKA (client creation failed), MMR_ERR_NOMEM. */
 mmr_status_t mmr_ingest_new(const mmr_ingest_conf_t *conf, mmr_fstore_t *fs, mmr_ingest_t **out,
                             mmr_err_t *err);
-/* Starts the consumer thread. */
+/* Subscribes and starts the consumer thread. Once only: MMR_ERR_INVALID when called again
+ * or after stop. MMR_ERR_KAFKA when the subscription fails, MMR_ERR_INTERNAL when no thread
+ * can be created. */
 mmr_status_t mmr_ingest_start(mmr_ingest_t *ing, mmr_err_t *err);
 /* Stops consuming, writes and commits what was read, leaves the group, joins the thread.
- * Safe to call twice. */
+ * Blocks for up to one batch flush (its DLQ wait is bounded by 10 s) plus the group leave.
+ * Safe to call twice, from any thread but the consumer's (so not from a log sink). A no-op
+ * when never started. */
 void mmr_ingest_stop(mmr_ingest_t *ing);
 /* Stops if needed and frees. NULL is a no-op. */
 void mmr_ingest_free(mmr_ingest_t *ing);
-/* A consistent-enough copy of the counters (each counter read atomically). */
+/* A consistent-enough copy of the counters (each counter read atomically). Any thread. */
 void mmr_ingest_get_stats(mmr_ingest_t *ing, mmr_ingest_stats_t *out);
 
 #endif

@@ -1,0 +1,21 @@
+/* fake_fstore.h — test controls of the in-memory feature store in fake_fstore.c, which also
+ * defines the mmr_fstore_* calls the consumer makes (see there for how the link works). */
+#ifndef MMR_FAKE_FSTORE_H
+#define MMR_FAKE_FSTORE_H
+
+#include <stdint.h>
+
+#include "mmr_fstore.h"
+
+#define FAKE_PARTS 16 /* partitions the fake can hold offsets for */
+
+mmr_fstore_t *fake_fstore_new(void); /* owned; fake_fstore_free */
+void fake_fstore_free(mmr_fstore_t *fs);
+/* The next ok_first batch commits succeed, then n_fail fail with MMR_ERR_STORE. */
+void fake_fstore_fail_commits(mmr_fstore_t *fs, int ok_first, int n_fail);
+/* The next n_fail mmr_fstore_get_offset calls fail with MMR_ERR_STORE. */
+void fake_fstore_fail_get_offsets(mmr_fstore_t *fs, int n_fail);
+uint64_t fake_fstore_applied(mmr_fstore_t *fs);              /* events in committed batches */
+int64_t fake_fstore_offset(mmr_fstore_t *fs, int32_t partition); /* -1: none */
+
+#endif
