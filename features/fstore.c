@@ -178,6 +178,22 @@ static mmr_status_t open_opts_build(mmr_fstore_t *fs, const mmr_fstore_opts_t *o
     rocksdb_options_set_bytes_per_sync(db, 1 << 20);
     rocksdb_options_set_keep_log_file_num(db, 8);
     rocksdb_options_set_compression(db, compression);
+    if (opts->rocksdb_options && *opts->rocksdb_options) {
+        /* Operator overrides (config rocksdb.*) on top of our defaults, before the column
+         * families copy them. */
+        rocksdb_options_t *tuned = rocksdb_options_create();
+        char *rerr = NULL;
+        rocksdb_get_options_from_string(db, opts->rocksdb_options, tuned, &rerr);
+        if (rerr) {
+            rocksdb_options_destroy(tuned);
+            mmr_err_set(err, MMR_ERR_INVALID, "fstore open: rocksdb options '%s': %s",
+                        opts->rocksdb_options, rerr);
+            free(rerr);
+            return MMR_ERR_INVALID;
+        }
+        rocksdb_options_destroy(db);
+        db = o->db = tuned;
+    }
 
     size_t cache_mb = opts->block_cache_mb ? opts->block_cache_mb : 64;
     rocksdb_cache_t *cache = rocksdb_cache_create_lru(cache_mb << 20);

@@ -71,6 +71,8 @@ typedef struct mmr_fstore_opts {
     double popularity_half_life_s; /* decay of item popularity (default 1 day) */
     size_t block_cache_mb;       /* LRU block cache shared by all column families (default 64) */
     int sync_writes;             /* 1: fsync the WAL on each batch commit */
+    const char *rocksdb_options; /* "key=value;key=value" for RocksDB's options parser,
+                                  * applied over mmrec's defaults; NULL or "" = none */
     int must_exist;              /* 1: fail with MMR_ERR_NOT_FOUND instead of creating the
                                   * database (RocksDB create_if_missing, inverted so that a
                                   * zeroed struct keeps creating) */

@@ -46,7 +46,7 @@ static void write_emb(FILE *f, const char *name, const float *map, int d, const 
 }
 
 int mmr_cli_gen(int argc, char **argv) {
-    static const char *const valued[] = {"out", "users", "items", "topics", "events", "seed", "dims", NULL};
+    static const char *const valued[] = {"out", "users", "items", "topics", "events", "seed", "dims", "start-ms", NULL};
     if (!mmr_cli_check_opts(argc, argv, valued, NULL)) return 2;
     const char *out = mmr_cli_opt(argc, argv, "out", NULL);
     long users = atol(mmr_cli_opt(argc, argv, "users", "1000"));
@@ -59,7 +59,7 @@ int mmr_cli_gen(int argc, char **argv) {
         sscanf(mmr_cli_opt(argc, argv, "dims", "384,512,512"), "%d,%d,%d", &dims[0], &dims[1], &dims[2]) != 3 ||
         dims[0] < 1 || dims[1] < 1 || dims[2] < 1) {
         fprintf(stderr, "usage: mmrec gen --out DIR [--users N>=1] [--items N>=10] [--topics N>=2] "
-                        "[--events N>=1] [--seed S] [--dims T,I,V]\n");
+                        "[--events N>=1] [--seed S] [--dims T,I,V] [--start-ms MS]\n");
         return 2;
     }
     if (mkdir(out, 0755) != 0 && errno != EEXIST) {
@@ -103,7 +103,7 @@ int mmr_cli_gen(int argc, char **argv) {
         fav[u * 3 + 1] = (int)((fav[u * 3] + 1 + rng_next(&rng) % (uint64_t)(topics - 1)) % topics);
         fav[u * 3 + 2] = (int)(rng_next(&rng) % (uint64_t)topics);
     }
-    int64_t ts = 1767225600000; /* 2026-01-01T00:00:00Z */
+    int64_t ts = strtoll(mmr_cli_opt(argc, argv, "start-ms", "1767225600000"), NULL, 10); /* 2026-01-01 */
     long written = 0, session = 0;
     while (written < events) {
         long u = (long)(rng_next(&rng) % (uint64_t)users);

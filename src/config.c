@@ -204,7 +204,7 @@ void mmr_config_print_help(FILE *out, const char *prog) {
                 *opts[i].def ? opts[i].def : "\"\"");
     }
     fprintf(out, "  --kafka.<prop>=<v>         passed to librdkafka (e.g. --kafka.security.protocol=SSL)\n"
-                 "  --rocksdb.<opt>=<v>        passed to RocksDB options\n"
+                 "  --rocksdb.<opt>=<v>        passed to RocksDB (e.g. --rocksdb.write_buffer_size=67108864)\n"
                  "  --help                     this text\n");
 }
 

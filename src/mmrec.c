@@ -12,6 +12,7 @@ typedef struct command {
 
 static const command_t commands[] = {
     {"gen", mmr_cli_gen, "gen --out DIR [--users N] [--items N] [--topics N] [--events N] [--seed S]\n"
+                         "      [--dims T,I,V] [--start-ms MS]\n"
                          "      synthetic multimodal catalog (items.jsonl) and event log (events.tsv)"},
     {"produce", mmr_cli_produce, "produce --brokers HOST:PORT [--events FILE.tsv] [--items FILE.jsonl]\n"
                                  "      [--events-topic T] [--items-topic T] [--rate N/s]\n"

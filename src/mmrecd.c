@@ -87,8 +87,15 @@ static mmr_status_t start(daemon_state_t *d, mmr_err_t *err) {
     if (strcmp(c->ingest_format, "json") != 0 && strcmp(c->ingest_format, "protobuf") != 0)
         return mmr_err_set(err, MMR_ERR_INVALID, "ingest.format must be protobuf or json, not '%s'",
                            c->ingest_format);
+    char rocks[4096] = "";
+    for (size_t i = 0, len = 0; i < c->n_rocksdb_props; i++) {
+        int w = snprintf(rocks + len, sizeof rocks - len, "%s%s", i ? ";" : "", c->rocksdb_props[i]);
+        if (w < 0 || (size_t)w >= sizeof rocks - len)
+            return mmr_err_set(err, MMR_ERR_INVALID, "rocksdb.* options longer than %zu bytes", sizeof rocks);
+        len += (size_t)w;
+    }
     mmr_fstore_opts_t fo = {.path = c->store_path, .user_ring = (uint32_t)c->store_user_ring,
-                            .sync_writes = (int)c->store_sync};
+                            .sync_writes = (int)c->store_sync, .rocksdb_options = rocks};
     mmr_status_t st = mmr_fstore_open(&fo, &d->fs, err);
     if (st != MMR_OK) return st;
     mmr_log(MMR_LOG_INFO, "mmrecd", "feature store open at %s", c->store_path);
