@@ -28,7 +28,7 @@ static void compare(mmr_tower_t *t, mmr_tower_backend_t *gpu, const mmr_tower_it
     CHECK_OK(mmr_tower_item_forward(t, gpu, ib, y1, g1, &err));
     double dy = max_diff(y0, y1, (size_t)B * D), dg = max_diff(g0, g1, (size_t)B * 3);
     printf("%-34s B=%-5d |dy| %.2e |dgate| %.2e\n", what, B, dy, dg);
-    CHECK(dy < TOL && dg < TOL, "%s: CUDA differs from CPU", what);
+    CHECK_MSG(dy < TOL && dg < TOL, "%s: CUDA differs from CPU", what);
     free(y0), free(y1), free(g0), free(g1);
 }
 
@@ -96,7 +96,7 @@ int main(void) {
     int32_t len = 0, uid = -1;
     float u[17];
     mmr_tower_user_batch_t ub = {.n = 1, .hist_len = &len, .user_id = &uid};
-    CHECK(mmr_tower_user_forward(t, gpu, &ub, u, &err) == MMR_ERR_UNSUPPORTED, "user tower");
+    CHECK_MSG(mmr_tower_user_forward(t, gpu, &ub, u, &err) == MMR_ERR_UNSUPPORTED, "user tower");
     mmr_tower_free(t);
     mmr_tower_backend_free(mmr_tower_backend_cpu()); // a no-op
     mmr_tower_backend_free(gpu);

@@ -43,12 +43,12 @@ static void check_forward(mmr_tower_config_t cfg, int B, double present_p, uint6
     printf("dims %d/%d/%d H=%d D=%d B=%d p=%.1f: |dy| %.2e |dgate| %.2e |du| %.2e |dp| %.2e "
            "loss %.6f (rel %.2e)\n", cfg.d_text, cfg.d_image, cfg.d_video, cfg.d_hidden, D, B,
            present_p, dy, dg, du, dp, loss, dl);
-    CHECK(dy < 2e-5 && dg < 2e-5 && du < 2e-5 && dp < 2e-5 && dl < 1e-5, "forward differs");
+    CHECK_MSG(dy < 2e-5 && dg < 2e-5 && du < 2e-5 && dp < 2e-5 && dl < 1e-5, "forward differs");
     for (int b = 0; b < B; b++) { // unit vectors, gates on the simplex
         double n = 0, gs = 0;
         for (int d = 0; d < D; d++) n += (double)y[(size_t)b * D + d] * y[(size_t)b * D + d];
         for (int m = 0; m < 3; m++) gs += gate[b * 3 + m];
-        CHECK(fabs(n - 1) < 1e-5 && fabs(gs - 1) < 1e-5, "item %d: |y|^2 %g, sum gate %g", b, n, gs);
+        CHECK_MSG(fabs(n - 1) < 1e-5 && fabs(gs - 1) < 1e-5, "item %d: |y|^2 %g, sum gate %g", b, n, gs);
     }
 
     free(y), free(gate), free(u), free(p), free(ry), free(rg), free(ru), free(rp), free(P);
@@ -74,7 +74,7 @@ static void check_refusals(void) {
     do {                                                                                     \
         err.msg[0] = 0;                                                                      \
         st = (expr);                                                                         \
-        CHECK(st == MMR_ERR_INVALID && err.msg[0], "%s accepted (%s)", #expr, mmr_status_str(st)); \
+        CHECK_MSG(st == MMR_ERR_INVALID && err.msg[0], "%s accepted (%s)", #expr, mmr_status_str(st)); \
     } while (0)
 
     tb.item_id[2] = 10;
@@ -129,7 +129,7 @@ static void check_refusals(void) {
     CHECK_OK(mmr_tower_user_forward(t, NULL, &nohist, out, &err));
     // ids hash into their buckets, the same way every time
     int32_t k1 = mmr_tower_id_bucket("item-42", 7, 1000), k2 = mmr_tower_id_bucket("item-42", 7, 1000);
-    CHECK(k1 == k2 && k1 >= 0 && k1 < 1000 && mmr_tower_id_bucket("x", 1, 0) == -1, "id bucket");
+    CHECK_MSG(k1 == k2 && k1 >= 0 && k1 < 1000 && mmr_tower_id_bucket("x", 1, 0) == -1, "id bucket");
     // an empty batch is fine and writes nothing
     mmr_tower_item_batch_t empty = {.n = 0};
     CHECK_OK(mmr_tower_item_forward(t, NULL, &empty, out, NULL, &err));

@@ -63,14 +63,14 @@ static void check_grads(mmr_tower_config_t cfg, int B, double present_p, int per
         printf("  %-13s %6zu coords, max|grad| %.3e, worst rel err %.2e\n", in.name, count,
                gmax, worst);
         if (present_p >= 1 && strncmp(in.name, "item.e_", 7) == 0) // no missing modality
-            CHECK(gmax == 0, "group %s: gradient without a missing modality", in.name);
+            CHECK_MSG(gmax == 0, "group %s: gradient without a missing modality", in.name);
         else
-            CHECK(nmax > 1e-8, "group %s: gradient is zero in every checked coordinate", in.name);
+            CHECK_MSG(nmax > 1e-8, "group %s: gradient is zero in every checked coordinate", in.name);
         free(ana);
     }
     printf("  checked %d, skipped at relu kinks %d, failed %d\n", checked, kinks, fails);
-    CHECK(fails == 0, "%d gradient coordinates disagree", fails);
-    CHECK(kinks * 50 <= checked, "too many kinks: %d", kinks);
+    CHECK_MSG(fails == 0, "%d gradient coordinates disagree", fails);
+    CHECK_MSG(kinks * 50 <= checked, "too many kinks: %d", kinks);
     free(P);
     test_batch_free(&tb);
     mmr_tower_free(t);

@@ -133,15 +133,15 @@ static void check_learns(mmr_tower_optim_t opt, int steps, double ratio, double 
         sample_batch(&e, &w, &r);
         float loss;
         CHECK_OK(mmr_tower_train_step(t, NULL, &e.b, &opt, &loss, &err));
-        CHECK(isfinite(loss), "loss %g at step %d", loss, s);
+        CHECK_MSG(isfinite(loss), "loss %g at step %d", loss, s);
         if (s < 20) first += loss / 20;
         if (s >= steps - 20) last += loss / 20;
     }
     double acc = accuracy(t, &w, &e);
     printf("%s: loss %.4f -> %.4f over %d steps, accuracy %.3f -> %.3f\n",
            opt.kind == MMR_TOWER_OPT_ADAGRAD ? "adagrad" : "sgd", first, last, steps, acc0, acc);
-    CHECK(last < ratio * first, "loss did not fall enough");
-    CHECK(acc >= min_acc, "accuracy %.3f < %.3f", acc, min_acc);
+    CHECK_MSG(last < ratio * first, "loss did not fall enough");
+    CHECK_MSG(acc >= min_acc, "accuracy %.3f < %.3f", acc, min_acc);
     mmr_tower_free(t);
 }
 
@@ -174,12 +174,12 @@ static void check_sparse_rows(void) {
             size_t o = in.offset + (size_t)row * in.cols;
             int changed = memcmp(before + o, after + o, (size_t)in.cols * sizeof(float)) != 0;
             int expect = items ? row == 5 || row == 9 : row == 3 || row == 7 || row == 1;
-            CHECK(changed == expect, "%s row %d changed=%d", in.name, row, changed);
+            CHECK_MSG(changed == expect, "%s row %d changed=%d", in.name, row, changed);
         }
     }
     mmr_tower_param_info_t head;
     mmr_tower_param_group(t, mmr_tower_param_group_count() - 3, &head);
-    CHECK(strcmp(head.name, "head.w") == 0 &&
+    CHECK_MSG(strcmp(head.name, "head.w") == 0 &&
               memcmp(before + head.offset, after + head.offset, 4 * sizeof(float)) != 0,
           "head.w did not move");
     free(before);

@@ -24,7 +24,7 @@ void test_params_noise(mmr_tower_t *t, float scale, test_rng_t *r) {
 
 static void *xcalloc(size_t n, size_t size) {
     void *p = calloc(n ? n : 1, size);
-    CHECK(p, "out of memory");
+    CHECK_MSG(p, "out of memory");
     return p;
 }
 
@@ -120,7 +120,7 @@ static const double *grp(const mmr_tower_t *t, const double *P, const char *name
         mmr_tower_param_group(t, g, &in);
         if (strcmp(in.name, name) == 0) return P + in.offset;
     }
-    CHECK(0, "no parameter group %s", name);
+    CHECK_MSG(0, "no parameter group %s", name);
     return NULL;
 }
 

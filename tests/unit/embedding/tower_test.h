@@ -1,4 +1,4 @@
-/* tower_test.h — shared by the tower tests: check macros, a seeded generator, random
+/* tower_test.h — shared by the tower tests: CHECK_OK, a seeded generator, random
  * batches (absent modality rows hold NaN so reading them shows), and a double-precision
  * reference of the math in embedding/tower_cpu.c. */
 #ifndef MMR_TOWER_TEST_H
@@ -8,23 +8,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#include "check.h"
 #include "mmr_tower.h"
-
-#define CHECK(cond, ...)                                                                   \
-    do {                                                                                   \
-        if (!(cond)) {                                                                     \
-            fprintf(stderr, "%s:%d: CHECK(%s) failed: ", __FILE__, __LINE__, #cond);      \
-            fprintf(stderr, __VA_ARGS__);                                                  \
-            fputc('\n', stderr);                                                           \
-            exit(1);                                                                       \
-        }                                                                                  \
-    } while (0)
 
 /* call must fill a variable `mmr_err_t err` in scope. */
 #define CHECK_OK(call)                                                                     \
     do {                                                                                   \
         mmr_status_t s_ = (call);                                                          \
-        CHECK(s_ == MMR_OK, "%s: %s", mmr_status_str(s_), err.msg);                        \
+        CHECK_MSG(s_ == MMR_OK, "%s: %s", mmr_status_str(s_), err.msg);                        \
     } while (0)
 
 /* --- generator ------------------------------------------------------------------------ */
