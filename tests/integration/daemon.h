@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "check.h"
+#include "mmr_time.h"
 #include "mmrec/v1/event.pb-c.h"
 
 typedef struct test_daemon {
