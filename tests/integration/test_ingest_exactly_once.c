@@ -3,7 +3,8 @@
  *
  * Produces 1,000,000 valid events (50k users, 10k items, all event types), 1.2% of them
  * sent twice with the same event_id, and 0.6% malformed messages of five kinds. mmrecd
- * ingests; at ~40% it is killed with SIGKILL and restarted on the same store. Then:
+ * ingests; it is killed with SIGKILL at 5 random moments and restarted on the same store
+ * each time. Then:
  *   - the store's offsets equal the topic's end offsets,
  *   - every user's events_total and recent-interaction ring, and every item's
  *     impression / click / positive counters, equal a ground truth computed here from
@@ -23,6 +24,7 @@
 #define RING 64
 #define N_DUP (N_EVENTS * 12 / 1000)
 #define N_BAD (N_EVENTS * 6 / 1000)
+#define KILLS 5
 
 typedef struct ev { uint32_t user, item; uint8_t type; float value; } ev_t;
 
@@ -152,7 +154,7 @@ int main(int argc, char **argv) {
     printf("ok produced %ld messages (%ld events, %ld duplicates, %ld malformed) in %.1f s\n", total, sent,
            dups, bads, produce_s);
 
-    /* --- ingest, with a SIGKILL at ~40% ------------------------------------------------ */
+    /* --- ingest, killed with SIGKILL at 5 random moments ------------------------------ */
     char store_opt[256], brokers_opt[256];
     snprintf(store_opt, sizeof store_opt, "--store.path=%s/store", work);
     snprintf(brokers_opt, sizeof brokers_opt, "--kafka.brokers=%s", brokers);
@@ -161,17 +163,22 @@ int main(int argc, char **argv) {
                     "--kafka.consumer.session.timeout.ms=6000", NULL};
     test_daemon_t d;
     t0 = mmr_mono_ns();
-    daemon_start(&d, argv[1], work, args);
-    while (metric(d.metrics_port, "mmrec_ingest_consumed_total") < total * 4 / 10) sleep_ms(50);
-    long at_kill = metric(d.metrics_port, "mmrec_ingest_consumed_total");
-    CHECK(daemon_stop(&d, SIGKILL) == 128 + SIGKILL);
-    printf("ok mmrecd killed with SIGKILL after consuming %ld messages\n", at_kill);
+    for (int kill_no = 0; kill_no < KILLS; kill_no++) {
+        daemon_start(&d, argv[1], work, args);
+        /* this life consumes a random 3-12% of the log (counters restart at 0 each life) */
+        long goal = total * (3 + (long)(next_rand() % 10)) / 100;
+        for (int i = 0; i < 6000 && metric(d.metrics_port, "mmrec_ingest_consumed_total") < goal; i++)
+            sleep_ms(10);
+        long consumed = metric(d.metrics_port, "mmrec_ingest_consumed_total");
+        CHECK(daemon_stop(&d, SIGKILL) == 128 + SIGKILL);
+        printf("ok kill -9 #%d after this life consumed %ld messages\n", kill_no + 1, consumed);
+    }
     daemon_start(&d, argv[1], work, args);
     wait_idle(&d);
     double ingest_s = (mmr_mono_ns() - t0) / 1e9;
     CHECK(daemon_stop(&d, SIGTERM) == 0);
-    printf("ok restarted, caught up and stopped cleanly; ingest wall time %.1f s (%.0f msg/s incl. restart)\n",
-           ingest_s, total / ingest_s);
+    printf("ok restarted, caught up and stopped cleanly; ingest wall time %.1f s (%.0f msg/s including %d restarts)\n",
+           ingest_s, total / ingest_s, KILLS);
 
     /* --- offsets: the store's equal the topic's end offsets --------------------------- */
     mmr_fstore_t *fs = NULL;
