@@ -1,16 +1,19 @@
-/* decode.c — message payload → validated event (see mmr_decode.h for the rules).
- * Both wire formats are first reduced to a raw_event_t (borrowed strings + numbers), then
- * one validate() applies the rules, so protobuf and JSON cannot drift apart. */
+/* decode.c — message payload → validated event or item (see mmr_decode.h for the rules).
+ * Both wire formats are first reduced to a raw_event_t / raw_item_t (borrowed strings,
+ * numbers, borrowed embedding arrays), then one validate() / validate_item() applies the
+ * rules, so protobuf and JSON cannot drift apart. */
 #include "mmr_decode.h"
 
 #include <errno.h>
 #include <float.h>
+#include <inttypes.h>
 #include <jansson.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "mmrec/v1/event.pb-c.h"
+#include "mmrec/v1/item.pb-c.h"
 
 static const char *const reason_names[MMR_INGEST_BAD_COUNT] = {
     [MMR_INGEST_BAD_DECODE] = "undecodable",
@@ -20,6 +23,8 @@ static const char *const reason_names[MMR_INGEST_BAD_COUNT] = {
     [MMR_INGEST_BAD_TS] = "bad_timestamp",
     [MMR_INGEST_BAD_ID_TOO_LONG] = "id_too_long",
     [MMR_INGEST_BAD_REJECTED] = "store_rejected",
+    [MMR_INGEST_BAD_EMB_WIDTH] = "bad_embedding_width",
+    [MMR_INGEST_BAD_EMB_VALUE] = "bad_embedding_value",
 };
 
 const char *mmr_ingest_reason_str(mmr_ingest_reason_t r) {
@@ -116,9 +121,10 @@ static int pb_read_varint(const uint8_t *p, size_t len, size_t *i, uint64_t *v) 
 }
 
 /* protobuf-c copies a string up to its first NUL, so user_id "u\0x" would silently become
- * "u". Scan the top-level id fields (1..3) on the wire for NUL bytes. Runs only after a
- * successful unpack, so framing problems just end the scan. */
-static int pb_ids_have_nul(const uint8_t *p, size_t len) {
+ * "u". Scan the top-level id fields (1..last_id_field: Event's three ids, Item's item_id)
+ * on the wire for NUL bytes. Runs only after a successful unpack, so framing problems just
+ * end the scan. */
+static int pb_ids_have_nul(const uint8_t *p, size_t len, uint64_t last_id_field) {
     size_t i = 0;
     while (i < len) {
         uint64_t tag, n;
@@ -129,10 +135,11 @@ static int pb_ids_have_nul(const uint8_t *p, size_t len) {
         case 5: i += 4; break;
         case 2:
             if (!pb_read_varint(p, len, &i, &n) || n > len - i) return 0;
-            if ((tag >> 3) >= 1 && (tag >> 3) <= ID_COUNT && memchr(p + i, 0, (size_t)n)) return 1;
+            if ((tag >> 3) >= 1 && (tag >> 3) <= last_id_field && memchr(p + i, 0, (size_t)n))
+                return 1;
             i += (size_t)n;
             break;
-        default: return 0; /* groups: not in Event */
+        default: return 0; /* groups: not in Event or Item */
         }
     }
     return 0;
@@ -145,7 +152,7 @@ static mmr_status_t decode_protobuf(const uint8_t *data, size_t len, int64_t now
     Mmrec__V1__Event *pb = mmrec__v1__event__unpack(NULL, len, data ? data : empty);
     if (!pb) return reject(MMR_INGEST_BAD_DECODE, reason, err, "not a mmrec.v1.Event");
     mmr_status_t st;
-    if (pb_ids_have_nul(data, len)) {
+    if (pb_ids_have_nul(data, len, ID_COUNT)) {
         st = reject(MMR_INGEST_BAD_DECODE, reason, err, "an id contains a NUL byte");
     } else {
         raw_event_t r = {.id = {pb->event_id, pb->user_id, pb->item_id},
@@ -249,4 +256,178 @@ mmr_status_t mmr_ingest_decode_event(mmr_ingest_format_t format, const void *dat
         return decode_json(data, len, now_ms, max_future_ms, out, reason, err);
     }
     return reject(MMR_INGEST_BAD_DECODE, reason, err, "unknown format");
+}
+
+/* --- items --------------------------------------------------------------------------- */
+
+static const char *const emb_field[MMR_MODALITY_COUNT] = {"text_emb", "image_emb", "video_emb"};
+static const char *const emb_json_camel[MMR_MODALITY_COUNT] = {"textEmb", "imageEmb",
+                                                               "videoEmb"};
+
+/* Both formats reduce to this. Embeddings are borrowed: pb[m] (protobuf's unpacked floats)
+ * or json[m] (a JSON array whose elements are known to be numbers or numeric strings). */
+typedef struct raw_item {
+    const char *id;
+    size_t id_len;
+    int64_t created_ms;
+    int deleted;
+    size_t n[MMR_MODALITY_COUNT];
+    const float *pb[MMR_MODALITY_COUNT];
+    json_t *json[MMR_MODALITY_COUNT];
+} raw_item_t;
+
+/* A JSON embedding element: a number, or a string parse_double takes ("NaN", "1.5"). */
+static int json_elem(json_t *v, double *out) {
+    if (json_is_number(v)) {
+        *out = json_number_value(v);
+        return 0;
+    }
+    return json_is_string(v) ? parse_double(json_string_value(v), out) : -1;
+}
+
+static double raw_elem(const raw_item_t *r, int m, size_t i) {
+    if (r->pb[m]) return r->pb[m][i];
+    double v = 0;
+    (void)json_elem(json_array_get(r->json[m], i), &v); /* checked by decode_json_item */
+    return v;
+}
+
+static mmr_status_t validate_item(const raw_item_t *r, const uint32_t *emb_dims,
+                                  mmr_ingest_decoded_item_t *out, mmr_ingest_reason_t *reason,
+                                  mmr_err_t *err) {
+    char detail[128];
+    if (r->id_len == 0) return reject(MMR_INGEST_BAD_MISSING_ID, reason, err, "item_id is empty");
+    if (r->id_len > MMR_ID_MAX) {
+        snprintf(detail, sizeof detail, "item_id is %zu bytes (max %d)", r->id_len, MMR_ID_MAX);
+        return reject(MMR_INGEST_BAD_ID_TOO_LONG, reason, err, detail);
+    }
+    if (r->created_ms < 0) return reject(MMR_INGEST_BAD_TS, reason, err, "created_ms is negative");
+
+    mmr_item_t it = {.item_id = out->item_id, .created_ms = r->created_ms, .deleted = r->deleted};
+    if (!r->deleted) { /* a tombstone keeps no embeddings, so nothing to check */
+        for (int m = 0; m < MMR_MODALITY_COUNT; m++) {
+            uint32_t want = emb_dims ? emb_dims[m] : 0;
+            if (r->n[m] == 0 || (r->n[m] <= MMR_EMB_DIM_MAX && (!want || r->n[m] == want)))
+                continue;
+            if (want) snprintf(detail, sizeof detail, "%s has %zu floats, want %" PRIu32,
+                               emb_field[m], r->n[m], want);
+            else snprintf(detail, sizeof detail, "%s has %zu floats (max %d)", emb_field[m],
+                          r->n[m], MMR_EMB_DIM_MAX);
+            return reject(MMR_INGEST_BAD_EMB_WIDTH, reason, err, detail);
+        }
+        for (int m = 0; m < MMR_MODALITY_COUNT; m++) {
+            uint32_t n = (uint32_t)r->n[m]; /* ≤ MMR_EMB_DIM_MAX, checked above */
+            if (n == 0) continue;
+            if (n > out->emb_cap[m]) {
+                float *b = realloc(out->emb_buf[m], (size_t)n * sizeof *b);
+                if (!b) return mmr_err_set(err, MMR_ERR_NOMEM, "%s: out of memory", emb_field[m]);
+                out->emb_buf[m] = b;
+                out->emb_cap[m] = n;
+            }
+            for (uint32_t i = 0; i < n; i++) {
+                double v = raw_elem(r, m, i);
+                /* Range-check before the float conversion: out of range it is UB. */
+                if (!isfinite(v) || fabs(v) > FLT_MAX) {
+                    snprintf(detail, sizeof detail, "%s[%" PRIu32 "] is NaN, infinite or beyond "
+                             "float", emb_field[m], i);
+                    return reject(MMR_INGEST_BAD_EMB_VALUE, reason, err, detail);
+                }
+                out->emb_buf[m][i] = (float)v;
+            }
+            it.emb_dim[m] = n;
+            it.emb[m] = out->emb_buf[m];
+        }
+    }
+    memcpy(out->item_id, r->id, r->id_len);
+    out->item_id[r->id_len] = '\0';
+    out->item = it;
+    return MMR_OK;
+}
+
+static mmr_status_t decode_protobuf_item(const uint8_t *data, size_t len, const uint32_t *emb_dims,
+                                         mmr_ingest_decoded_item_t *out,
+                                         mmr_ingest_reason_t *reason, mmr_err_t *err) {
+    static const uint8_t empty[1];
+    Mmrec__V1__Item *pb = mmrec__v1__item__unpack(NULL, len, data ? data : empty);
+    if (!pb) return reject(MMR_INGEST_BAD_DECODE, reason, err, "not a mmrec.v1.Item");
+    mmr_status_t st;
+    if (pb_ids_have_nul(data, len, 1)) {
+        st = reject(MMR_INGEST_BAD_DECODE, reason, err, "item_id contains a NUL byte");
+    } else {
+        raw_item_t r = {.id = pb->item_id,
+                        .id_len = strlen(pb->item_id),
+                        .created_ms = pb->created_ms,
+                        .deleted = pb->deleted != 0,
+                        .n = {pb->n_text_emb, pb->n_image_emb, pb->n_video_emb},
+                        .pb = {pb->text_emb, pb->image_emb, pb->video_emb}};
+        st = validate_item(&r, emb_dims, out, reason, err);
+    }
+    mmrec__v1__item__free_unpacked(pb, NULL);
+    return st;
+}
+
+static mmr_status_t decode_json_item(const char *data, size_t len, const uint32_t *emb_dims,
+                                     mmr_ingest_decoded_item_t *out, mmr_ingest_reason_t *reason,
+                                     mmr_err_t *err) {
+    json_error_t jerr;
+    json_t *root = json_loadb(data ? data : "", len, JSON_REJECT_DUPLICATES, &jerr);
+    if (!root) return reject(MMR_INGEST_BAD_DECODE, reason, err, "not valid JSON");
+    mmr_status_t st;
+    const char *bad = NULL; /* name of a field with the wrong JSON type */
+    raw_item_t r = {.id = ""};
+    json_t *v;
+    if (!json_is_object(root)) {
+        st = reject(MMR_INGEST_BAD_DECODE, reason, err, "JSON is not an object");
+        goto done;
+    }
+    if ((v = json_field(root, "item_id", "itemId"))) {
+        if (!json_is_string(v)) bad = "item_id";
+        else { r.id = json_string_value(v); r.id_len = json_string_length(v); }
+    }
+    for (int m = 0; m < MMR_MODALITY_COUNT && !bad; m++) {
+        if (!(v = json_field(root, emb_field[m], emb_json_camel[m]))) continue;
+        if (!json_is_array(v)) { bad = emb_field[m]; break; }
+        double d;
+        for (size_t i = 0; i < json_array_size(v) && !bad; i++)
+            if (json_elem(json_array_get(v, i), &d)) bad = emb_field[m];
+        r.json[m] = v;
+        r.n[m] = json_array_size(v);
+    }
+    if (!bad && (v = json_field(root, "created_ms", "createdMs"))) {
+        if (json_is_integer(v)) r.created_ms = json_integer_value(v);
+        else if (!json_is_string(v) || parse_i64(json_string_value(v), &r.created_ms))
+            bad = "created_ms";
+    }
+    if (!bad && (v = json_field(root, "deleted", NULL))) {
+        if (json_is_boolean(v)) r.deleted = json_is_true(v);
+        else bad = "deleted";
+    }
+    if (bad) {
+        char detail[64];
+        snprintf(detail, sizeof detail, "JSON field %s has the wrong type", bad);
+        st = reject(MMR_INGEST_BAD_DECODE, reason, err, detail);
+    } else {
+        st = validate_item(&r, emb_dims, out, reason, err);
+    }
+done:
+    json_decref(root); /* after validate_item(): r's strings and arrays belong to root */
+    return st;
+}
+
+mmr_status_t mmr_ingest_decode_item(mmr_ingest_format_t format, const void *data, size_t len,
+                                    const uint32_t *emb_dims, mmr_ingest_decoded_item_t *out,
+                                    mmr_ingest_reason_t *reason, mmr_err_t *err) {
+    switch (format) {
+    case MMR_INGEST_FORMAT_PROTOBUF:
+        return decode_protobuf_item(data, len, emb_dims, out, reason, err);
+    case MMR_INGEST_FORMAT_JSON:
+        return decode_json_item(data, len, emb_dims, out, reason, err);
+    }
+    return reject(MMR_INGEST_BAD_DECODE, reason, err, "unknown format");
+}
+
+void mmr_ingest_decoded_item_release(mmr_ingest_decoded_item_t *out) {
+    if (!out) return;
+    for (int m = 0; m < MMR_MODALITY_COUNT; m++) free(out->emb_buf[m]);
+    memset(out, 0, sizeof *out);
 }

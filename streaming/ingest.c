@@ -7,9 +7,12 @@
  * stop flag and (under life_mu) the start/stop bookkeeping. log_cb runs on librdkafka's
  * internal threads and only calls mmr_log, which is thread-safe.
  *
- * Not here: items-topic consumption, pause/resume backpressure (the loop commits each
- * batch before polling more, and librdkafka bounds its prefetch queue), per-partition lag
- * metrics. */
+ * Topics: events and (optionally) items are one subscription; a batch mixes messages of
+ * both, and every per-partition table below is per topic (topic_t). Messages of the two
+ * topics differ only in the decoder and the store call.
+ *
+ * Not here: pause/resume backpressure (the loop commits each batch before polling more,
+ * and librdkafka bounds its prefetch queue), per-partition lag metrics. */
 #include "mmr_ingest.h"
 
 #include <inttypes.h>
@@ -39,7 +42,9 @@ enum {
 };
 #define DEFAULT_MAX_FUTURE_MS INT64_C(3600000)
 
-/* Per partition of events_topic, indexed by partition id (ids are dense from 0). */
+_Static_assert(MMR_MODALITY_COUNT == 3, "mmr_ingest_conf_t.emb_dims is text, image, video");
+
+/* Per partition of one topic, indexed by partition id (ids are dense from 0). */
 typedef struct part {
     int64_t first;     /* offset of the partition's first message in the open batch; -1: none */
     int64_t next;      /* offset after its last message in the open batch */
@@ -48,28 +53,37 @@ typedef struct part {
     int64_t rewind_to; /* after a failed batch: the offset the next message must have; -1: none */
 } part_t;
 
+/* The consumed topics; topics[T_ITEMS].name is NULL when items are not consumed. */
+enum { T_EVENTS = 0, T_ITEMS, T_COUNT };
+
+typedef struct topic {
+    char *name;                   /* set by mmr_ingest_new, read-only afterwards */
+    part_t *parts;                /* [n_parts]: consumer-thread state */
+    int32_t n_parts;
+} topic_t;
+
 struct mmr_ingest {
-    /* Set by mmr_ingest_new, read-only afterwards. */
-    char *events_topic;
+    /* Set by mmr_ingest_new, read-only afterwards (but topics[].parts, see topic_t). */
+    topic_t topics[T_COUNT];
     char *dlq_topic;
     mmr_ingest_format_t format;
     uint32_t batch_max;
     uint32_t batch_ms;
     int64_t max_future_ms;
+    uint32_t emb_dims[MMR_MODALITY_COUNT];
     mmr_fstore_t *fs;
     rd_kafka_t *consumer;
     rd_kafka_t *producer; /* DLQ */
 
     /* Consumer-thread state (see the comment at the top). */
-    part_t *parts;                /* [n_parts] */
-    int32_t n_parts;
+    mmr_ingest_decoded_item_t item; /* decode buffers, reused message after message */
     mmr_fstore_batch_t *batch;    /* open store batch, NULL when none */
     uint32_t batch_msgs;          /* messages in the open batch, all outcomes */
     int64_t batch_deadline_ns;    /* mmr_mono_ns() by which the open batch is flushed */
     bool batch_failed;            /* a store add or DLQ produce failed: drop and retry */
     uint32_t dlq_in_flight;       /* DLQ messages produced for the open batch */
     uint32_t dlq_failed;          /* failed DLQ delivery reports since the batch opened */
-    uint64_t pend_applied, pend_duplicates, pend_dead[MMR_INGEST_BAD_COUNT];
+    uint64_t pend_applied, pend_duplicates, pend_items, pend_dead[MMR_INGEST_BAD_COUNT];
     uint32_t backoff_ms;
 
     /* Lifecycle: started/joined change under life_mu; stop is read by the loop. */
@@ -80,7 +94,7 @@ struct mmr_ingest {
 
     /* Counters: relaxed atomics, each read on its own by mmr_ingest_get_stats. */
     atomic_uint_fast64_t consumed, applied, duplicates, dead[MMR_INGEST_BAD_COUNT], batches,
-        store_errors, dlq_errors, commit_errors, last_batch_us;
+        store_errors, dlq_errors, commit_errors, last_batch_us, items_applied;
 };
 
 #define COUNT(ing, field, n) atomic_fetch_add_explicit(&(ing)->field, (n), memory_order_relaxed)
@@ -151,27 +165,39 @@ static mmr_status_t conf_set_props(rd_kafka_conf_t *c, const mmr_ingest_conf_t *
 
 /* --- partitions ------------------------------------------------------------------------ */
 
-static part_t *part_get(mmr_ingest_t *ing, int32_t partition) {
-    if (partition < 0) return NULL;
-    if (partition >= ing->n_parts) {
-        int32_t n = partition + 1 > 2 * ing->n_parts ? partition + 1 : 2 * ing->n_parts;
-        part_t *p = realloc(ing->parts, (size_t)n * sizeof *p);
-        if (!p) return NULL;
-        for (int32_t i = ing->n_parts; i < n; i++)
-            p[i] = (part_t){.first = -1, .next = -1, .rewind_to = -1};
-        ing->parts = p;
-        ing->n_parts = n;
-    }
-    return &ing->parts[partition];
+/* T_EVENTS or T_ITEMS for a consumed topic's name, else -1. */
+static int topic_index(const mmr_ingest_t *ing, const char *name) {
+    for (int t = 0; t < T_COUNT; t++)
+        if (ing->topics[t].name && name && strcmp(ing->topics[t].name, name) == 0) return t;
+    return -1;
 }
 
-/* The open batch's partitions with `first` (rewind) or `next` (commit) as offsets. */
+static part_t *part_get(mmr_ingest_t *ing, int t, int32_t partition) {
+    topic_t *tp = &ing->topics[t];
+    if (partition < 0) return NULL;
+    if (partition >= tp->n_parts) {
+        int32_t n = partition + 1 > 2 * tp->n_parts ? partition + 1 : 2 * tp->n_parts;
+        part_t *p = realloc(tp->parts, (size_t)n * sizeof *p);
+        if (!p) return NULL;
+        for (int32_t i = tp->n_parts; i < n; i++)
+            p[i] = (part_t){.first = -1, .next = -1, .rewind_to = -1};
+        tp->parts = p;
+        tp->n_parts = n;
+    }
+    return &tp->parts[partition];
+}
+
+/* The open batch's partitions (both topics) with `first` (rewind) or `next` (commit) as
+ * offsets. */
 static rd_kafka_topic_partition_list_t *batch_partitions(mmr_ingest_t *ing, bool first) {
     rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(4);
-    for (int32_t i = 0; i < ing->n_parts; i++)
-        if (ing->parts[i].first >= 0)
-            rd_kafka_topic_partition_list_add(l, ing->events_topic, i)->offset =
-                first ? ing->parts[i].first : ing->parts[i].next;
+    for (int t = 0; t < T_COUNT; t++)
+        for (int32_t i = 0; i < ing->topics[t].n_parts; i++) {
+            const part_t *p = &ing->topics[t].parts[i];
+            if (p->first >= 0)
+                rd_kafka_topic_partition_list_add(l, ing->topics[t].name, i)->offset =
+                    first ? p->first : p->next;
+        }
     return l;
 }
 
@@ -195,12 +221,13 @@ static void batch_reset(mmr_ingest_t *ing) {
     ing->batch_msgs = 0;
     ing->batch_failed = false;
     ing->dlq_in_flight = ing->dlq_failed = 0;
-    ing->pend_applied = ing->pend_duplicates = 0;
+    ing->pend_applied = ing->pend_duplicates = ing->pend_items = 0;
     memset(ing->pend_dead, 0, sizeof ing->pend_dead);
-    for (int32_t i = 0; i < ing->n_parts; i++) {
-        ing->parts[i].first = ing->parts[i].next = -1;
-        ing->parts[i].dlq_hi = 0;
-    }
+    for (int t = 0; t < T_COUNT; t++)
+        for (int32_t i = 0; i < ing->topics[t].n_parts; i++) {
+            ing->topics[t].parts[i].first = ing->topics[t].parts[i].next = -1;
+            ing->topics[t].parts[i].dlq_hi = 0;
+        }
 }
 
 static void commit_kafka(mmr_ingest_t *ing) {
@@ -225,10 +252,11 @@ static void rewind_partitions(mmr_ingest_t *ing) {
         rd_kafka_error_destroy(e);
     }
     for (int i = 0; i < l->cnt; i++) {
-        if (l->elems[i].err)
-            mmr_log(MMR_LOG_ERROR, LOG_MOD, "rewind seek %s/%" PRId32 ": %s", ing->events_topic,
-                    l->elems[i].partition, rd_kafka_err2str(l->elems[i].err));
-        ing->parts[l->elems[i].partition].rewind_to = l->elems[i].offset;
+        const rd_kafka_topic_partition_t *tp = &l->elems[i];
+        if (tp->err)
+            mmr_log(MMR_LOG_ERROR, LOG_MOD, "rewind seek %s/%" PRId32 ": %s", tp->topic,
+                    tp->partition, rd_kafka_err2str(tp->err));
+        ing->topics[topic_index(ing, tp->topic)].parts[tp->partition].rewind_to = tp->offset;
     }
     rd_kafka_topic_partition_list_destroy(l);
 }
@@ -248,15 +276,19 @@ static void batch_flush(mmr_ingest_t *ing, bool rewind) {
             mmr_log(MMR_LOG_ERROR, LOG_MOD, "DLQ flush: %s; retrying the batch",
                     e ? rd_kafka_err2str(e) : "delivery failed");
         } else {
-            for (int32_t i = 0; i < ing->n_parts; i++)
-                if (ing->parts[i].dlq_hi > ing->parts[i].dlq_done)
-                    ing->parts[i].dlq_done = ing->parts[i].dlq_hi;
+            for (int t = 0; t < T_COUNT; t++)
+                for (int32_t i = 0; i < ing->topics[t].n_parts; i++) {
+                    part_t *p = &ing->topics[t].parts[i];
+                    if (p->dlq_hi > p->dlq_done) p->dlq_done = p->dlq_hi;
+                }
         }
     }
     if (ok) {
-        for (int32_t i = 0; i < ing->n_parts; i++)
-            if (ing->parts[i].first >= 0)
-                mmr_fstore_batch_set_offset(ing->batch, ing->events_topic, i, ing->parts[i].next);
+        for (int t = 0; t < T_COUNT; t++)
+            for (int32_t i = 0; i < ing->topics[t].n_parts; i++)
+                if (ing->topics[t].parts[i].first >= 0)
+                    mmr_fstore_batch_set_offset(ing->batch, ing->topics[t].name, i,
+                                                ing->topics[t].parts[i].next);
         mmr_err_t err = {0};
         int64_t t0 = mmr_mono_ns();
         if (mmr_fstore_batch_commit(ing->batch, &err) != MMR_OK) {
@@ -270,12 +302,13 @@ static void batch_flush(mmr_ingest_t *ing, bool rewind) {
             COUNT(ing, batches, 1);
             COUNT(ing, applied, ing->pend_applied);
             COUNT(ing, duplicates, ing->pend_duplicates);
+            COUNT(ing, items_applied, ing->pend_items);
             for (int r = 0; r < MMR_INGEST_BAD_COUNT; r++) COUNT(ing, dead[r], ing->pend_dead[r]);
             mmr_log(MMR_LOG_DEBUG, LOG_MOD,
-                    "batch: %" PRIu32 " messages, %" PRIu64 " applied, %" PRIu64
-                    " duplicates, %" PRIu32 " dead-lettered, store commit %" PRIu64 " us",
-                    ing->batch_msgs, ing->pend_applied, ing->pend_duplicates,
-                    ing->dlq_in_flight, us);
+                    "batch: %" PRIu32 " messages, %" PRIu64 " events applied, %" PRIu64
+                    " duplicates, %" PRIu64 " items, %" PRIu32 " dead-lettered, store commit %"
+                    PRIu64 " us", ing->batch_msgs, ing->pend_applied, ing->pend_duplicates,
+                    ing->pend_items, ing->dlq_in_flight, us);
         }
     }
     if (ok) {
@@ -288,15 +321,15 @@ static void batch_flush(mmr_ingest_t *ing, bool rewind) {
     if (!ok && rewind) backoff_sleep(ing);
 }
 
-static void dead_letter(mmr_ingest_t *ing, const rd_kafka_message_t *m, part_t *p,
+static void dead_letter(mmr_ingest_t *ing, const rd_kafka_message_t *m, int t, part_t *p,
                         mmr_ingest_reason_t reason, const char *detail) {
+    const char *topic = ing->topics[t].name;
     ing->pend_dead[reason]++;
-    mmr_log(MMR_LOG_DEBUG, LOG_MOD, "dead letter %s/%" PRId32 "/%" PRId64 ": %s",
-            ing->events_topic, m->partition, m->offset, detail);
+    mmr_log(MMR_LOG_DEBUG, LOG_MOD, "dead letter %s/%" PRId32 "/%" PRId64 ": %s", topic,
+            m->partition, m->offset, detail);
     if (m->offset < p->dlq_done) return; /* sent by an earlier try of this batch */
     char source[320];
-    snprintf(source, sizeof source, "%s/%" PRId32 "/%" PRId64, ing->events_topic, m->partition,
-             m->offset);
+    snprintf(source, sizeof source, "%s/%" PRId32 "/%" PRId64, topic, m->partition, m->offset);
     rd_kafka_resp_err_t e;
     for (int tries = 0;; tries++) {
         e = rd_kafka_producev(
@@ -320,16 +353,64 @@ static void dead_letter(mmr_ingest_t *ing, const rd_kafka_message_t *m, part_t *
 }
 
 /* Seeks one partition so that `offset` is the next message it delivers. */
-static void seek_one(mmr_ingest_t *ing, int32_t partition, int64_t offset) {
+static void seek_one(mmr_ingest_t *ing, const char *topic, int32_t partition, int64_t offset) {
     rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
-    rd_kafka_topic_partition_list_add(l, ing->events_topic, partition)->offset = offset;
+    rd_kafka_topic_partition_list_add(l, topic, partition)->offset = offset;
     rd_kafka_error_t *e = rd_kafka_seek_partitions(ing->consumer, l, SEEK_TIMEOUT_MS);
     if (e || l->elems[0].err)
-        mmr_log(MMR_LOG_ERROR, LOG_MOD, "seek %s/%" PRId32 " to %" PRId64 ": %s",
-                ing->events_topic, partition, offset,
+        mmr_log(MMR_LOG_ERROR, LOG_MOD, "seek %s/%" PRId32 " to %" PRId64 ": %s", topic,
+                partition, offset,
                 e ? rd_kafka_error_string(e) : rd_kafka_err2str(l->elems[0].err));
     if (e) rd_kafka_error_destroy(e);
     rd_kafka_topic_partition_list_destroy(l);
+}
+
+/* Decodes an event and adds it to the open batch, or dead-letters it. */
+static void apply_event(mmr_ingest_t *ing, const rd_kafka_message_t *m, part_t *p) {
+    mmr_ingest_decoded_t d;
+    mmr_ingest_reason_t reason;
+    mmr_err_t err = {0};
+    if (mmr_ingest_decode_event(ing->format, m->payload, m->len, mmr_now_ms(), ing->max_future_ms,
+                                &d, &reason, &err) != MMR_OK) {
+        dead_letter(ing, m, T_EVENTS, p, reason, err.msg);
+        return;
+    }
+    int r = mmr_fstore_batch_add_event(ing->batch, &d.ev, &err);
+    if (r == 1) {
+        ing->pend_applied++;
+    } else if (r == 0) {
+        ing->pend_duplicates++;
+    } else if (r == -MMR_ERR_INVALID) { /* retrying cannot help: dead-letter, go on */
+        dead_letter(ing, m, T_EVENTS, p, MMR_INGEST_BAD_REJECTED, err.msg);
+    } else {
+        ing->batch_failed = true;
+        COUNT(ing, store_errors, 1);
+        mmr_log(MMR_LOG_ERROR, LOG_MOD, "store add %s/%" PRId32 "/%" PRId64 " failed: %s",
+                ing->topics[T_EVENTS].name, m->partition, m->offset, err.msg);
+    }
+}
+
+/* Decodes an item and puts it (or its tombstone) into the open batch, or dead-letters it. */
+static void apply_item(mmr_ingest_t *ing, const rd_kafka_message_t *m, part_t *p) {
+    mmr_ingest_reason_t reason;
+    mmr_err_t err = {0};
+    mmr_status_t st = mmr_ingest_decode_item(ing->format, m->payload, m->len, ing->emb_dims,
+                                             &ing->item, &reason, &err);
+    if (st == MMR_ERR_INVALID) {
+        dead_letter(ing, m, T_ITEMS, p, reason, err.msg);
+        return;
+    }
+    if (st == MMR_OK) st = mmr_fstore_batch_put_item(ing->batch, &ing->item.item, &err);
+    if (st == MMR_OK) {
+        ing->pend_items++;
+    } else if (st == MMR_ERR_INVALID) { /* the store's rules disagree with the decoder's */
+        dead_letter(ing, m, T_ITEMS, p, MMR_INGEST_BAD_REJECTED, err.msg);
+    } else { /* out of memory: not the message's fault, retry the batch */
+        ing->batch_failed = true;
+        COUNT(ing, store_errors, 1);
+        mmr_log(MMR_LOG_ERROR, LOG_MOD, "item %s/%" PRId32 "/%" PRId64 " failed: %s",
+                ing->topics[T_ITEMS].name, m->partition, m->offset, err.msg);
+    }
 }
 
 static void handle_message(mmr_ingest_t *ing, const rd_kafka_message_t *m) {
@@ -338,18 +419,25 @@ static void handle_message(mmr_ingest_t *ing, const rd_kafka_message_t *m) {
             mmr_log(MMR_LOG_WARN, LOG_MOD, "consume: %s", rd_kafka_message_errstr(m));
         return;
     }
-    part_t *p = part_get(ing, m->partition);
+    int t = topic_index(ing, m->rkt ? rd_kafka_topic_name(m->rkt) : NULL);
+    if (t < 0) { /* cannot happen: we subscribe to our topics by name */
+        mmr_log(MMR_LOG_ERROR, LOG_MOD, "message from an unexpected topic, ignored");
+        return;
+    }
+    const char *topic = ing->topics[t].name;
+    part_t *p = part_get(ing, t, m->partition);
     if (!p) { /* read it again later rather than let a later offset pass it */
-        mmr_log(MMR_LOG_ERROR, LOG_MOD, "out of memory for partition %" PRId32, m->partition);
-        seek_one(ing, m->partition, m->offset);
+        mmr_log(MMR_LOG_ERROR, LOG_MOD, "out of memory for partition %s/%" PRId32, topic,
+                m->partition);
+        seek_one(ing, topic, m->partition, m->offset);
         return;
     }
     if (p->rewind_to >= 0) {
         if (m->offset < p->rewind_to) return; /* fetched before the seek, already stored */
         if (m->offset > p->rewind_to) {         /* the seek did not take: never skip ahead */
             mmr_log(MMR_LOG_WARN, LOG_MOD, "got %s/%" PRId32 "/%" PRId64 " after rewind to %" PRId64
-                    ", seeking again", ing->events_topic, m->partition, m->offset, p->rewind_to);
-            seek_one(ing, m->partition, p->rewind_to);
+                    ", seeking again", topic, m->partition, m->offset, p->rewind_to);
+            seek_one(ing, topic, m->partition, p->rewind_to);
             return;
         }
         p->rewind_to = -1;
@@ -368,28 +456,8 @@ static void handle_message(mmr_ingest_t *ing, const rd_kafka_message_t *m) {
     if (p->first < 0) p->first = m->offset;
     p->next = m->offset + 1;
     if (ing->batch_failed) return; /* the loop drops and retries this batch right away */
-
-    mmr_ingest_decoded_t d;
-    mmr_ingest_reason_t reason;
-    mmr_err_t err = {0};
-    if (mmr_ingest_decode_event(ing->format, m->payload, m->len, mmr_now_ms(), ing->max_future_ms,
-                                &d, &reason, &err) != MMR_OK) {
-        dead_letter(ing, m, p, reason, err.msg);
-        return;
-    }
-    int r = mmr_fstore_batch_add_event(ing->batch, &d.ev, &err);
-    if (r == 1) {
-        ing->pend_applied++;
-    } else if (r == 0) {
-        ing->pend_duplicates++;
-    } else if (r == -MMR_ERR_INVALID) { /* retrying cannot help: dead-letter, go on */
-        dead_letter(ing, m, p, MMR_INGEST_BAD_REJECTED, err.msg);
-    } else {
-        ing->batch_failed = true;
-        COUNT(ing, store_errors, 1);
-        mmr_log(MMR_LOG_ERROR, LOG_MOD, "store add %s/%" PRId32 "/%" PRId64 " failed: %s",
-                ing->events_topic, m->partition, m->offset, err.msg);
-    }
+    if (t == T_EVENTS) apply_event(ing, m, p);
+    else apply_item(ing, m, p);
 }
 
 /* --- rebalancing ----------------------------------------------------------------------- */
@@ -399,17 +467,17 @@ static void handle_message(mmr_ingest_t *ing, const rd_kafka_message_t *m) {
  * Kafka-committed offset may be behind the store, so guessing could double-apply events
  * that have no event_id. On stop the partition gets OFFSET_INVALID; nothing more is
  * processed then. */
-static int64_t stored_offset(mmr_ingest_t *ing, int32_t partition) {
+static int64_t stored_offset(mmr_ingest_t *ing, const char *topic, int32_t partition) {
     while (!atomic_load(&ing->stop)) {
         int64_t next;
         mmr_err_t err = {0};
-        if (mmr_fstore_get_offset(ing->fs, ing->events_topic, partition, &next, &err) == MMR_OK) {
+        if (mmr_fstore_get_offset(ing->fs, topic, partition, &next, &err) == MMR_OK) {
             ing->backoff_ms = BACKOFF_MIN_MS;
             return next >= 0 ? next : RD_KAFKA_OFFSET_BEGINNING;
         }
         COUNT(ing, store_errors, 1);
-        mmr_log(MMR_LOG_ERROR, LOG_MOD, "reading the stored offset of %s/%" PRId32 ": %s",
-                ing->events_topic, partition, err.msg);
+        mmr_log(MMR_LOG_ERROR, LOG_MOD, "reading the stored offset of %s/%" PRId32 ": %s", topic,
+                partition, err.msg);
         backoff_sleep(ing);
     }
     return RD_KAFKA_OFFSET_INVALID;
@@ -424,8 +492,13 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
     if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
         for (int i = 0; i < parts->cnt; i++) {
             rd_kafka_topic_partition_t *tp = &parts->elems[i];
-            tp->offset = stored_offset(ing, tp->partition);
-            part_t *p = part_get(ing, tp->partition);
+            int t = topic_index(ing, tp->topic);
+            if (t < 0) { /* cannot happen: we subscribe to our topics by name */
+                mmr_log(MMR_LOG_ERROR, LOG_MOD, "assigned unexpected topic %s", tp->topic);
+                continue;
+            }
+            tp->offset = stored_offset(ing, tp->topic, tp->partition);
+            part_t *p = part_get(ing, t, tp->partition);
             if (p) p->rewind_to = -1;
             mmr_log(MMR_LOG_INFO, LOG_MOD, "assigned %s/%" PRId32 " from %s%" PRId64, tp->topic,
                     tp->partition, tp->offset < 0 ? "logical offset " : "", tp->offset);
@@ -527,6 +600,15 @@ mmr_status_t mmr_ingest_new(const mmr_ingest_conf_t *conf, mmr_fstore_t *fs, mmr
                            "ingest: brokers, group_id, events_topic and dlq_topic are required");
     if (strcmp(conf->events_topic, conf->dlq_topic) == 0)
         return mmr_err_set(err, MMR_ERR_INVALID, "ingest: dlq_topic must differ from events_topic");
+    bool items = nonempty(conf->items_topic);
+    if (items && (strcmp(conf->items_topic, conf->events_topic) == 0 ||
+                  strcmp(conf->items_topic, conf->dlq_topic) == 0))
+        return mmr_err_set(err, MMR_ERR_INVALID,
+                           "ingest: items_topic must differ from events_topic and dlq_topic");
+    for (int m = 0; m < MMR_MODALITY_COUNT; m++)
+        if (conf->emb_dims[m] > MMR_EMB_DIM_MAX)
+            return mmr_err_set(err, MMR_ERR_INVALID, "ingest: emb_dims[%d] = %" PRIu32 " > %d", m,
+                               conf->emb_dims[m], MMR_EMB_DIM_MAX);
     if (conf->format != MMR_INGEST_FORMAT_PROTOBUF && conf->format != MMR_INGEST_FORMAT_JSON)
         return mmr_err_set(err, MMR_ERR_INVALID, "ingest: unknown format %d", (int)conf->format);
     if (conf->max_future_ms < 0)
@@ -543,10 +625,12 @@ mmr_status_t mmr_ingest_new(const mmr_ingest_conf_t *conf, mmr_fstore_t *fs, mmr
     ing->batch_max = conf->batch_max ? conf->batch_max : DEFAULT_BATCH_MAX;
     ing->batch_ms = conf->batch_ms ? conf->batch_ms : DEFAULT_BATCH_MS;
     ing->max_future_ms = conf->max_future_ms ? conf->max_future_ms : DEFAULT_MAX_FUTURE_MS;
+    memcpy(ing->emb_dims, conf->emb_dims, sizeof ing->emb_dims);
     ing->backoff_ms = BACKOFF_MIN_MS;
-    ing->events_topic = strdup(conf->events_topic);
+    ing->topics[T_EVENTS].name = strdup(conf->events_topic);
+    ing->topics[T_ITEMS].name = items ? strdup(conf->items_topic) : NULL;
     ing->dlq_topic = strdup(conf->dlq_topic);
-    if (!ing->events_topic || !ing->dlq_topic) {
+    if (!ing->topics[T_EVENTS].name || (items && !ing->topics[T_ITEMS].name) || !ing->dlq_topic) {
         mmr_ingest_free(ing);
         return mmr_err_set(err, MMR_ERR_NOMEM, "ingest: out of memory");
     }
@@ -568,12 +652,16 @@ mmr_status_t mmr_ingest_start(mmr_ingest_t *ing, mmr_err_t *err) {
         st = mmr_err_set(err, MMR_ERR_INVALID, "ingest: already started");
         goto out;
     }
-    rd_kafka_topic_partition_list_t *topics = rd_kafka_topic_partition_list_new(1);
-    rd_kafka_topic_partition_list_add(topics, ing->events_topic, RD_KAFKA_PARTITION_UA);
+    const char *items = ing->topics[T_ITEMS].name;
+    rd_kafka_topic_partition_list_t *topics = rd_kafka_topic_partition_list_new(T_COUNT);
+    for (int t = 0; t < T_COUNT; t++)
+        if (ing->topics[t].name)
+            rd_kafka_topic_partition_list_add(topics, ing->topics[t].name, RD_KAFKA_PARTITION_UA);
     rd_kafka_resp_err_t e = rd_kafka_subscribe(ing->consumer, topics);
     rd_kafka_topic_partition_list_destroy(topics);
     if (e) {
-        st = mmr_err_set(err, MMR_ERR_KAFKA, "ingest: subscribe to %s: %s", ing->events_topic,
+        st = mmr_err_set(err, MMR_ERR_KAFKA, "ingest: subscribe to %s%s%s: %s",
+                         ing->topics[T_EVENTS].name, items ? " and " : "", items ? items : "",
                          rd_kafka_err2str(e));
         goto out;
     }
@@ -583,8 +671,8 @@ mmr_status_t mmr_ingest_start(mmr_ingest_t *ing, mmr_err_t *err) {
         goto out;
     }
     ing->started = true;
-    mmr_log(MMR_LOG_INFO, LOG_MOD, "consuming %s, dead letters to %s", ing->events_topic,
-            ing->dlq_topic);
+    mmr_log(MMR_LOG_INFO, LOG_MOD, "consuming %s%s%s, dead letters to %s",
+            ing->topics[T_EVENTS].name, items ? " and " : "", items ? items : "", ing->dlq_topic);
 out:
     pthread_mutex_unlock(&ing->life_mu);
     return st;
@@ -611,8 +699,11 @@ void mmr_ingest_free(mmr_ingest_t *ing) {
         rd_kafka_destroy(ing->producer);
     }
     mmr_fstore_batch_free(ing->batch);
-    free(ing->parts);
-    free(ing->events_topic);
+    mmr_ingest_decoded_item_release(&ing->item);
+    for (int t = 0; t < T_COUNT; t++) {
+        free(ing->topics[t].parts);
+        free(ing->topics[t].name);
+    }
     free(ing->dlq_topic);
     pthread_mutex_destroy(&ing->life_mu);
     free(ing);
@@ -629,6 +720,7 @@ void mmr_ingest_get_stats(mmr_ingest_t *ing, mmr_ingest_stats_t *out) {
         .dlq_errors = LOAD(dlq_errors),
         .commit_errors = LOAD(commit_errors),
         .last_batch_ms = (double)LOAD(last_batch_us) / 1000.0,
+        .items_applied = LOAD(items_applied),
     };
     for (int r = 0; r < MMR_INGEST_BAD_COUNT; r++) out->dead_lettered[r] = LOAD(dead[r]);
 #undef LOAD

@@ -1,12 +1,19 @@
 /* mmr_ingest.h — Kafka → feature store ingestion (librdkafka consumer group).
  *
- * One consumer thread polls mmrec.events, decodes and validates each message (rules in
- * mmr_decode.h), and applies a batch of events as ONE feature-store WriteBatch that also
- * holds the next offset of every partition in the batch; Kafka offsets are committed
- * (synchronously, explicit list) only after that write succeeds. On partition assignment
- * the consumer seeks to the offsets stored in the feature store (earliest when none), so
- * a crash at any point neither loses nor double-counts an event. A failed store write
- * commits nothing, seeks the batch's partitions back and retries after a backoff.
+ * One consumer thread polls mmrec.events and, when items_topic is set, the catalog topic
+ * mmrec.items, in ONE consumer group. It decodes and validates each message (rules in
+ * mmr_decode.h) and applies a batch of events and items as ONE feature-store WriteBatch
+ * that also holds the next offset of every partition of both topics in the batch; Kafka
+ * offsets are committed (synchronously, explicit list) only after that write succeeds. On
+ * partition assignment the consumer seeks to the offsets stored in the feature store
+ * (earliest when none), so a crash at any point neither loses nor double-applies an event
+ * or an item. A failed store write commits nothing, seeks the batch's partitions back and
+ * retries after a backoff.
+ *
+ * Items: a valid mmrec.v1.Item replaces the stored item of the same item_id
+ * (mmr_fstore_batch_put_item); deleted = true writes a tombstone (deleted = 1, no
+ * embeddings). Partitions of both topics are spread over the group's members like any
+ * subscription, so with several instances each store gets only its share of the catalog.
  *
  * Malformed messages go to the dead-letter topic (original key and bytes, headers
  * "mmrec.reason" = mmr_ingest_reason_str(r), "mmrec.source" = "topic/partition/offset",
@@ -29,7 +36,7 @@
 typedef struct mmr_ingest mmr_ingest_t;
 
 typedef enum {
-    MMR_INGEST_FORMAT_PROTOBUF = 0, /* mmrec.v1.Event */
+    MMR_INGEST_FORMAT_PROTOBUF = 0, /* mmrec.v1.Event; mmrec.v1.Item on items_topic */
     MMR_INGEST_FORMAT_JSON,         /* one JSON object per message, same field names */
 } mmr_ingest_format_t;
 
@@ -48,6 +55,11 @@ typedef struct mmr_ingest_conf {
      * enable.auto.commit and enable.auto.offset.store are always false. */
     const char *const *kafka_props;
     size_t n_kafka_props;
+    const char *items_topic;     /* "mmrec.items"; NULL or "" = do not consume items */
+    /* Expected embedding widths, indexed by mmr_modality_t (text, image, video): a present
+     * modality of another width is dead-lettered (bad_embedding_width); 0 = any width up
+     * to MMR_EMB_DIM_MAX. */
+    uint32_t emb_dims[MMR_MODALITY_COUNT];
 } mmr_ingest_conf_t;
 
 /* Reasons a message is dead-lettered; the header value is mmr_ingest_reason_str(r). */
@@ -56,17 +68,22 @@ typedef enum {
     MMR_INGEST_BAD_MISSING_ID,   /* "missing_id" */
     MMR_INGEST_BAD_TYPE,         /* "unknown_type" */
     MMR_INGEST_BAD_VALUE,        /* "bad_value": NaN/Inf or negative where not allowed */
-    MMR_INGEST_BAD_TS,           /* "bad_timestamp": negative or too far in the future */
+    MMR_INGEST_BAD_TS,           /* "bad_timestamp": negative or too far in the future;
+                                    for items, a negative created_ms */
     MMR_INGEST_BAD_ID_TOO_LONG,  /* "id_too_long" */
     MMR_INGEST_BAD_REJECTED,     /* "store_rejected": decoded, but the feature store refused
                                     it as invalid (the rules disagree: a bug to fix) */
+    MMR_INGEST_BAD_EMB_WIDTH,    /* "bad_embedding_width": a present modality's width is not
+                                    the configured one (or exceeds MMR_EMB_DIM_MAX) */
+    MMR_INGEST_BAD_EMB_VALUE,    /* "bad_embedding_value": NaN/Inf or beyond float range */
     MMR_INGEST_BAD_COUNT
 } mmr_ingest_reason_t;
 
 const char *mmr_ingest_reason_str(mmr_ingest_reason_t r);
 
-/* applied, duplicates, dead_lettered and batches count committed batches only, so a
- * retried batch is not counted twice; consumed counts every read, re-reads included. */
+/* applied, duplicates, dead_lettered, batches and items_applied count committed batches
+ * only, so a retried batch is not counted twice; consumed counts every read (both topics),
+ * re-reads included. dead_lettered counts events and items together. */
 typedef struct mmr_ingest_stats {
     uint64_t consumed;           /* messages read from Kafka */
     uint64_t applied;            /* events written to the store */
@@ -78,14 +95,16 @@ typedef struct mmr_ingest_stats {
     uint64_t commit_errors;      /* failed Kafka commits after a good store write (harmless:
                                     the store holds the offsets) */
     double last_batch_ms;        /* latency of the last WriteBatch commit */
+    uint64_t items_applied;      /* items written to the store (tombstones included) */
 } mmr_ingest_stats_t;
 
 /* Creates the consumer (and the DLQ producer); conf strings are copied, fs is borrowed and
  * must outlive the ingest object, and no other thread may write batches to fs meanwhile.
  * Zero batch_max/batch_ms/max_future_ms take the defaults. On MMR_OK *out is owned by the
- * caller (mmr_ingest_free). Errors: MMR_ERR_INVALID (missing field, dlq_topic equal to
- * events_topic, a property that is not key=value or that librdkafka rejects — its message
- * is in err), MMR_ERR_KAFKA (client creation failed), MMR_ERR_NOMEM. */
+ * caller (mmr_ingest_free). Errors: MMR_ERR_INVALID (missing field, two of events_topic,
+ * items_topic and dlq_topic equal, an emb_dims width above MMR_EMB_DIM_MAX, a property
+ * that is not key=value or that librdkafka rejects — its message is in err), MMR_ERR_KAFKA
+ * (client creation failed), MMR_ERR_NOMEM. */
 mmr_status_t mmr_ingest_new(const mmr_ingest_conf_t *conf, mmr_fstore_t *fs, mmr_ingest_t **out,
                             mmr_err_t *err);
 /* Subscribes and starts the consumer thread. Once only: MMR_ERR_INVALID when called again

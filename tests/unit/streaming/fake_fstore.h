@@ -7,7 +7,8 @@
 
 #include "mmr_fstore.h"
 
-#define FAKE_PARTS 16 /* partitions the fake can hold offsets for */
+#define FAKE_PARTS 16 /* partitions per topic the fake can hold offsets for */
+#define FAKE_TOPICS 4 /* topics the fake can hold offsets for */
 
 mmr_fstore_t *fake_fstore_new(void); /* owned; fake_fstore_free */
 void fake_fstore_free(mmr_fstore_t *fs);
@@ -15,7 +16,10 @@ void fake_fstore_free(mmr_fstore_t *fs);
 void fake_fstore_fail_commits(mmr_fstore_t *fs, int ok_first, int n_fail);
 /* The next n_fail mmr_fstore_get_offset calls fail with MMR_ERR_STORE. */
 void fake_fstore_fail_get_offsets(mmr_fstore_t *fs, int n_fail);
-uint64_t fake_fstore_applied(mmr_fstore_t *fs);              /* events in committed batches */
-int64_t fake_fstore_offset(mmr_fstore_t *fs, int32_t partition); /* -1: none */
+uint64_t fake_fstore_applied(mmr_fstore_t *fs);  /* events in committed batches */
+uint64_t fake_fstore_items(mmr_fstore_t *fs);    /* item puts in committed batches */
+/* Committed batches that held offsets of more than one topic (events AND items). */
+uint64_t fake_fstore_mixed_commits(mmr_fstore_t *fs);
+int64_t fake_fstore_offset(mmr_fstore_t *fs, const char *topic, int32_t partition); /* -1: none */
 
 #endif

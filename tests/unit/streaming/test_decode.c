@@ -1,5 +1,6 @@
-/* test_decode.c — table-driven tests of mmr_ingest_decode_event: every dead-letter reason in
- * both wire formats, garbage, truncation, NaN, id length limits, timestamps. */
+/* test_decode.c — table-driven tests of mmr_ingest_decode_event and mmr_ingest_decode_item:
+ * every dead-letter reason in both wire formats, garbage, truncation, NaN, id length limits,
+ * timestamps, embedding widths and values, tombstones, decoded-item buffer reuse. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -7,6 +8,7 @@
 #include "check.h"
 #include "mmr_decode.h"
 #include "mmrec/v1/event.pb-c.h"
+#include "mmrec/v1/item.pb-c.h"
 
 #define NOW_MS INT64_C(1700000000000)
 #define MAX_FUTURE_MS INT64_C(3600000)
@@ -253,13 +255,274 @@ static void test_json_fields(void) {
 static void test_reason_names(void) {
     static const char *const want[MMR_INGEST_BAD_COUNT] = {
         "undecodable", "missing_id", "unknown_type", "bad_value", "bad_timestamp", "id_too_long",
-        "store_rejected",
+        "store_rejected", "bad_embedding_width", "bad_embedding_value",
     };
     for (int r = 0; r < MMR_INGEST_BAD_COUNT; r++)
         CHECK_MSG(strcmp(mmr_ingest_reason_str((mmr_ingest_reason_t)r), want[r]) == 0,
               "reason %d is %s", r, mmr_ingest_reason_str((mmr_ingest_reason_t)r));
     CHECK_MSG(strcmp(mmr_ingest_reason_str(MMR_INGEST_BAD_COUNT), "unknown_reason") == 0,
           "out-of-range reason");
+}
+
+
+/* --- items ------------------------------------------------------------------------------- */
+
+#define W_TEXT 4u
+#define W_IMAGE 3u
+static const uint32_t dims[MMR_MODALITY_COUNT] = {W_TEXT, W_IMAGE, 0}; /* video: any width */
+
+/* An Item to encode as protobuf: n[m] floats of emb[m] (absent when 0). */
+typedef struct item_spec {
+    const char *item_id;
+    size_t n[MMR_MODALITY_COUNT];
+    float emb[MMR_MODALITY_COUNT][8];
+    int64_t created_ms;
+    int deleted;
+} item_spec_t;
+
+typedef struct item_case {
+    const char *name;
+    item_spec_t it;
+    int want;
+} item_case_t;
+
+static size_t pb_encode_item(const item_spec_t *s, uint8_t **out) {
+    Mmrec__V1__Item it = MMREC__V1__ITEM__INIT;
+    if (s->item_id) it.item_id = (char *)s->item_id;
+    it.n_text_emb = s->n[0], it.text_emb = (float *)s->emb[0];
+    it.n_image_emb = s->n[1], it.image_emb = (float *)s->emb[1];
+    it.n_video_emb = s->n[2], it.video_emb = (float *)s->emb[2];
+    it.created_ms = s->created_ms;
+    it.deleted = s->deleted;
+    Mmrec__V1__Item__AttrsEntry attr = MMREC__V1__ITEM__ATTRS_ENTRY__INIT, *attrs[] = {&attr};
+    attr.key = "lang", attr.value = "en"; /* attrs are ignored, but must not upset decoding */
+    it.n_attrs = 1, it.attrs = attrs;
+    size_t n = mmrec__v1__item__get_packed_size(&it);
+    *out = malloc(n ? n : 1);
+    CHECK(*out != NULL);
+    mmrec__v1__item__pack(&it, *out);
+    return n;
+}
+
+static void expect_item(const char *name, mmr_ingest_format_t fmt, const void *data, size_t len,
+                        const uint32_t *emb_dims, int want, mmr_ingest_decoded_item_t *d) {
+    mmr_ingest_reason_t reason = MMR_INGEST_BAD_COUNT;
+    mmr_err_t err = {0};
+    mmr_status_t st = mmr_ingest_decode_item(fmt, data, len, emb_dims, d, &reason, &err);
+    if (want == OK_) {
+        CHECK_MSG(st == MMR_OK, "%s: want OK, got %s (%s)", name, mmr_status_str(st), err.msg);
+        return;
+    }
+    CHECK_MSG(st == MMR_ERR_INVALID, "%s: want %s, got %s", name,
+              mmr_ingest_reason_str((mmr_ingest_reason_t)want), mmr_status_str(st));
+    CHECK_MSG((int)reason == want, "%s: want %s, got %s (%s)", name,
+              mmr_ingest_reason_str((mmr_ingest_reason_t)want), mmr_ingest_reason_str(reason),
+              err.msg);
+    CHECK_MSG(strncmp(err.msg, mmr_ingest_reason_str(reason),
+                      strlen(mmr_ingest_reason_str(reason))) == 0,
+              "%s: detail '%s' should start with the reason", name, err.msg);
+}
+
+static void test_item_protobuf_table(void) {
+    const item_case_t cases[] = {
+        {"item all modalities", {"c1", {4, 3, 5}, {{1, 2, 3, 4}, {5, 6, 7}, {8, 9, 10, 11, 12}},
+                                 NOW_MS, 0}, OK_},
+        {"item no modality", {"c1", {0, 0, 0}, {{0}}, 0, 0}, OK_},
+        {"item text only", {"c1", {4, 0, 0}, {{-1, 0, 1e-40f, 3.4e38f}}, 1, 0}, OK_},
+        {"item video any width 1", {"c1", {0, 0, 1}, {{0}, {0}, {7}}, 1, 0}, OK_},
+        {"item id of exactly MMR_ID_MAX", {max_id, {0, 3, 0}, {{0}}, 1, 0}, OK_},
+        {"item tombstone", {"c1", {0, 0, 0}, {{0}}, NOW_MS, 1}, OK_},
+        {"item tombstone ignores wrong width", {"c1", {2, 0, 0}, {{1, 2}}, 0, 1}, OK_},
+        {"item tombstone ignores NaN", {"c1", {4, 0, 0}, {{NAN, 0, 0, 0}}, 0, 1}, OK_},
+        {"item empty message", {NULL, {0}, {{0}}, 0, 0}, MMR_INGEST_BAD_MISSING_ID},
+        {"item missing id", {NULL, {4, 0, 0}, {{1, 2, 3, 4}}, 1, 0}, MMR_INGEST_BAD_MISSING_ID},
+        {"item tombstone missing id", {"", {0}, {{0}}, 0, 1}, MMR_INGEST_BAD_MISSING_ID},
+        {"item id too long", {long_id, {0}, {{0}}, 0, 0}, MMR_INGEST_BAD_ID_TOO_LONG},
+        {"item negative created_ms", {"c1", {0}, {{0}}, -1, 0}, MMR_INGEST_BAD_TS},
+        {"item text too narrow", {"c1", {3, 0, 0}, {{1, 2, 3}}, 0, 0}, MMR_INGEST_BAD_EMB_WIDTH},
+        {"item text too wide", {"c1", {5, 0, 0}, {{1, 2, 3, 4, 5}}, 0, 0},
+         MMR_INGEST_BAD_EMB_WIDTH},
+        {"item image wrong width", {"c1", {4, 4, 0}, {{0}}, 0, 0}, MMR_INGEST_BAD_EMB_WIDTH},
+        {"item text NaN", {"c1", {4, 0, 0}, {{1, NAN, 3, 4}}, 0, 0}, MMR_INGEST_BAD_EMB_VALUE},
+        {"item image +Inf", {"c1", {0, 3, 0}, {{0}, {0, 0, INFINITY}}, 0, 0},
+         MMR_INGEST_BAD_EMB_VALUE},
+        {"item video -Inf", {"c1", {0, 0, 2}, {{0}, {0}, {-INFINITY, 1}}, 0, 0},
+         MMR_INGEST_BAD_EMB_VALUE},
+        /* order: the first failing rule wins */
+        {"item missing id beats width", {"", {1, 0, 0}, {{NAN}}, -1, 0},
+         MMR_INGEST_BAD_MISSING_ID},
+        {"item timestamp beats width", {"c1", {1, 0, 0}, {{NAN}}, -1, 0}, MMR_INGEST_BAD_TS},
+        {"item width beats value", {"c1", {4, 1, 0}, {{NAN, 0, 0, 0}, {0}}, 0, 0},
+         MMR_INGEST_BAD_EMB_WIDTH},
+    };
+    mmr_ingest_decoded_item_t d = {0};
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+        uint8_t *buf;
+        size_t n = pb_encode_item(&cases[c].it, &buf);
+        expect_item(cases[c].name, MMR_INGEST_FORMAT_PROTOBUF, buf, n, dims, cases[c].want, &d);
+        free(buf);
+    }
+    /* emb_dims NULL: any width up to MMR_EMB_DIM_MAX. */
+    item_spec_t any = {"c2", {1, 7, 2}, {{1}, {1, 2, 3, 4, 5, 6, 7}, {1, 2}}, 0, 0};
+    uint8_t *buf;
+    size_t n = pb_encode_item(&any, &buf);
+    expect_item("item emb_dims NULL", MMR_INGEST_FORMAT_PROTOBUF, buf, n, NULL, OK_, &d);
+    CHECK(d.item.emb_dim[0] == 1 && d.item.emb_dim[1] == 7 && d.item.emb_dim[2] == 2);
+    expect_item("item emb_dims NULL vs configured", MMR_INGEST_FORMAT_PROTOBUF, buf, n, dims,
+                MMR_INGEST_BAD_EMB_WIDTH, &d);
+    free(buf);
+    mmr_ingest_decoded_item_release(&d);
+}
+
+static void test_item_protobuf_fields(void) {
+    mmr_ingest_decoded_item_t d = {0};
+    item_spec_t s = {"item-7", {4, 0, 3}, {{0.5f, -1.25f, 3e-3f, 1e30f}, {0}, {9, 8, 7}},
+                     NOW_MS - 42, 0};
+    uint8_t *buf;
+    size_t n = pb_encode_item(&s, &buf);
+    expect_item("item fields", MMR_INGEST_FORMAT_PROTOBUF, buf, n, dims, OK_, &d);
+    CHECK_MSG(strcmp(d.item.item_id, "item-7") == 0, "item_id %s", d.item.item_id);
+    CHECK(d.item.created_ms == NOW_MS - 42 && d.item.deleted == 0);
+    CHECK(d.item.emb_dim[0] == 4 && d.item.emb_dim[1] == 0 && d.item.emb_dim[2] == 3);
+    CHECK(d.item.emb[1] == NULL);
+    CHECK(memcmp(d.item.emb[0], s.emb[0], 4 * sizeof(float)) == 0);
+    CHECK(memcmp(d.item.emb[2], s.emb[2], 3 * sizeof(float)) == 0);
+
+    /* Truncation: only a cut at one of the 4 field boundaries before the last field
+     * (created_ms) leaves a valid item (item_id | text_emb | video_emb | attrs |). */
+    int decoded = 0;
+    for (size_t cut = 1; cut < n; cut++) {
+        mmr_ingest_reason_t reason;
+        mmr_status_t st = mmr_ingest_decode_item(MMR_INGEST_FORMAT_PROTOBUF, buf, cut, dims, &d,
+                                                 &reason, NULL);
+        CHECK(st == MMR_OK || st == MMR_ERR_INVALID);
+        decoded += st == MMR_OK;
+    }
+    CHECK_MSG(decoded == 4, "%d truncations decoded, want 4 (the field boundaries)", decoded);
+    free(buf);
+
+    /* A wider item into the same struct grows its buffers; a narrower one reuses them. */
+    item_spec_t w = {"w", {0, 0, 8}, {{0}, {0}, {1, 2, 3, 4, 5, 6, 7, 8}}, 0, 0};
+    n = pb_encode_item(&w, &buf);
+    expect_item("item grows buffer", MMR_INGEST_FORMAT_PROTOBUF, buf, n, dims, OK_, &d);
+    CHECK(d.item.emb_dim[2] == 8 && d.item.emb[2][7] == 8.0f && d.item.emb_dim[0] == 0);
+    free(buf);
+
+    /* A tombstone keeps no embeddings even when the message has some. */
+    item_spec_t t = {"gone", {4, 3, 1}, {{1, 2, 3, 4}, {1, 2, 3}, {1}}, 5, 1};
+    n = pb_encode_item(&t, &buf);
+    expect_item("item tombstone fields", MMR_INGEST_FORMAT_PROTOBUF, buf, n, dims, OK_, &d);
+    CHECK(d.item.deleted == 1 && d.item.created_ms == 5 && strcmp(d.item.item_id, "gone") == 0);
+    for (int m = 0; m < MMR_MODALITY_COUNT; m++)
+        CHECK(d.item.emb_dim[m] == 0 && d.item.emb[m] == NULL);
+    free(buf);
+
+    /* Unpacked (non-packed) repeated floats are the same field: accepted. */
+    static const uint8_t unpacked[] = {0x0a, 0x01, 'u', 0x25, 0x00, 0x00, 0x80, 0x3f,
+                                       0x25, 0x00, 0x00, 0x00, 0x40};
+    expect_item("item unpacked video floats", MMR_INGEST_FORMAT_PROTOBUF, unpacked,
+                sizeof unpacked, dims, OK_, &d);
+    CHECK(d.item.emb_dim[2] == 2 && d.item.emb[2][0] == 1.0f && d.item.emb[2][1] == 2.0f);
+
+    static const uint8_t nul_id[] = {0x0a, 0x03, 'c', 0x00, 'x'};
+    expect_item("item NUL in item_id", MMR_INGEST_FORMAT_PROTOBUF, nul_id, sizeof nul_id, dims,
+                MMR_INGEST_BAD_DECODE, &d);
+    static const uint8_t garbage[] = {0x0a, 0xff, 0xff, 0xff, 0x0f, 'x'};
+    expect_item("item garbage", MMR_INGEST_FORMAT_PROTOBUF, garbage, sizeof garbage, dims,
+                MMR_INGEST_BAD_DECODE, &d);
+    /* packed text_emb whose length is not a multiple of 4 */
+    static const uint8_t ragged[] = {0x0a, 0x01, 'c', 0x12, 0x03, 0x00, 0x00, 0x80};
+    expect_item("item ragged packed floats", MMR_INGEST_FORMAT_PROTOBUF, ragged, sizeof ragged,
+                dims, MMR_INGEST_BAD_DECODE, &d);
+    expect_item("item NULL payload", MMR_INGEST_FORMAT_PROTOBUF, NULL, 0, dims,
+                MMR_INGEST_BAD_MISSING_ID, &d);
+    mmr_ingest_decoded_item_release(&d);
+    mmr_ingest_decoded_item_release(&d); /* twice: zeroed, a no-op */
+    mmr_ingest_decoded_item_release(NULL);
+}
+
+static void test_item_json_table(void) {
+    static char too_long_json[MMR_ID_MAX + 64];
+    snprintf(too_long_json, sizeof too_long_json, "{\"item_id\":\"%s\"}", long_id);
+    const json_case_t cases[] = {
+        {"item json full", "{\"item_id\":\"c1\",\"text_emb\":[1,2,3,4],\"image_emb\":[0.5,-1,2e-3],"
+                           "\"video_emb\":[1,2,3,4,5,6],\"created_ms\":1699999999000,"
+                           "\"deleted\":false,\"attrs\":{\"lang\":\"en\"}}", OK_},
+        {"item json camelCase", "{\"itemId\":\"c1\",\"textEmb\":[1,2,3,4],\"imageEmb\":[1,2,3],"
+                                "\"videoEmb\":[1],\"createdMs\":\"1699999999000\"}", OK_},
+        {"item json no modality", "{\"item_id\":\"c1\"}", OK_},
+        {"item json empty arrays are absent",
+         "{\"item_id\":\"c1\",\"text_emb\":[],\"image_emb\":[]}", OK_},
+        {"item json nulls are absent", "{\"item_id\":\"c1\",\"text_emb\":null,\"created_ms\":null,"
+                                       "\"deleted\":null}", OK_},
+        {"item json numeric strings",
+         "{\"item_id\":\"c1\",\"text_emb\":[\"1.5\",2,\"-3\",4]}", OK_},
+        {"item json tombstone", "{\"item_id\":\"c1\",\"deleted\":true}", OK_},
+        {"item json tombstone ignores NaN",
+         "{\"item_id\":\"c1\",\"deleted\":true,\"text_emb\":[\"NaN\"]}", OK_},
+        {"item json empty object", "{}", MMR_INGEST_BAD_MISSING_ID},
+        {"item json empty id", "{\"item_id\":\"\",\"text_emb\":[1,2,3,4]}",
+         MMR_INGEST_BAD_MISSING_ID},
+        {"item json id too long", too_long_json, MMR_INGEST_BAD_ID_TOO_LONG},
+        {"item json negative created_ms", "{\"item_id\":\"c1\",\"created_ms\":-5}",
+         MMR_INGEST_BAD_TS},
+        {"item json text width", "{\"item_id\":\"c1\",\"text_emb\":[1,2,3]}",
+         MMR_INGEST_BAD_EMB_WIDTH},
+        {"item json image width", "{\"item_id\":\"c1\",\"image_emb\":[1,2,3,4]}",
+         MMR_INGEST_BAD_EMB_WIDTH},
+        {"item json NaN", "{\"item_id\":\"c1\",\"text_emb\":[1,\"NaN\",3,4]}",
+         MMR_INGEST_BAD_EMB_VALUE},
+        {"item json Infinity", "{\"item_id\":\"c1\",\"video_emb\":[\"-Infinity\"]}",
+         MMR_INGEST_BAD_EMB_VALUE},
+        {"item json beyond float", "{\"item_id\":\"c1\",\"image_emb\":[1,1e39,0]}",
+         MMR_INGEST_BAD_EMB_VALUE},
+        {"item json garbage", "\x01garbage", MMR_INGEST_BAD_DECODE},
+        {"item json empty payload", "", MMR_INGEST_BAD_DECODE},
+        {"item json array", "[1,2]", MMR_INGEST_BAD_DECODE},
+        {"item json numeric id", "{\"item_id\":7}", MMR_INGEST_BAD_DECODE},
+        {"item json NUL in id", "{\"item_id\":\"c\\u0000x\"}", MMR_INGEST_BAD_DECODE},
+        {"item json emb not array", "{\"item_id\":\"c1\",\"text_emb\":1}", MMR_INGEST_BAD_DECODE},
+        {"item json emb element bool", "{\"item_id\":\"c1\",\"video_emb\":[1,true]}",
+         MMR_INGEST_BAD_DECODE},
+        {"item json emb element junk string", "{\"item_id\":\"c1\",\"video_emb\":[\"1x\"]}",
+         MMR_INGEST_BAD_DECODE},
+        {"item json emb nested array", "{\"item_id\":\"c1\",\"video_emb\":[[1]]}",
+         MMR_INGEST_BAD_DECODE},
+        {"item json emb null element", "{\"item_id\":\"c1\",\"video_emb\":[null]}",
+         MMR_INGEST_BAD_DECODE},
+        {"item json deleted as number", "{\"item_id\":\"c1\",\"deleted\":1}",
+         MMR_INGEST_BAD_DECODE},
+        {"item json deleted as string", "{\"item_id\":\"c1\",\"deleted\":\"true\"}",
+         MMR_INGEST_BAD_DECODE},
+        {"item json float created_ms", "{\"item_id\":\"c1\",\"created_ms\":1.5}",
+         MMR_INGEST_BAD_DECODE},
+        {"item json duplicate key", "{\"item_id\":\"a\",\"item_id\":\"b\"}", MMR_INGEST_BAD_DECODE},
+        /* a type error anywhere beats a validation rule */
+        {"item json decode beats missing id", "{\"text_emb\":[true]}", MMR_INGEST_BAD_DECODE},
+    };
+    mmr_ingest_decoded_item_t d = {0};
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++)
+        expect_item(cases[c].name, MMR_INGEST_FORMAT_JSON, cases[c].json, strlen(cases[c].json),
+                    dims, cases[c].want, &d);
+    mmr_ingest_decoded_item_release(&d);
+}
+
+static void test_item_json_fields(void) {
+    mmr_ingest_decoded_item_t d = {0};
+    const char *j = "{\"item_id\":\"c9\",\"text_emb\":[0.5,\"-1.25\",0,1e30],"
+                    "\"video_emb\":[7],\"createdMs\":\"1699999999123\",\"deleted\":false}XX";
+    expect_item("item json fields", MMR_INGEST_FORMAT_JSON, j, strlen(j) - 2, dims, OK_, &d);
+    CHECK_MSG(strcmp(d.item.item_id, "c9") == 0, "item_id %s", d.item.item_id);
+    CHECK(d.item.created_ms == INT64_C(1699999999123) && d.item.deleted == 0);
+    CHECK(d.item.emb_dim[0] == 4 && d.item.emb_dim[1] == 0 && d.item.emb_dim[2] == 1);
+    const float want[4] = {0.5f, -1.25f, 0.0f, 1e30f};
+    CHECK(memcmp(d.item.emb[0], want, sizeof want) == 0 && d.item.emb[2][0] == 7.0f);
+
+    const char *t = "{\"item_id\":\"c9\",\"deleted\":true,\"created_ms\":3,\"text_emb\":[1]}";
+    expect_item("item json tombstone fields", MMR_INGEST_FORMAT_JSON, t, strlen(t), dims, OK_, &d);
+    CHECK(d.item.deleted == 1 && d.item.created_ms == 3);
+    for (int m = 0; m < MMR_MODALITY_COUNT; m++) CHECK(d.item.emb_dim[m] == 0 && !d.item.emb[m]);
+    mmr_ingest_decoded_item_release(&d);
 }
 
 int main(void) {
@@ -270,6 +533,11 @@ int main(void) {
     test_json_table();
     test_json_fields();
     test_reason_names();
-    printf("test_decode: protobuf, JSON and reason tables ok\n");
+    printf("test_decode: event protobuf, JSON and reason tables ok\n");
+    test_item_protobuf_table();
+    test_item_protobuf_fields();
+    test_item_json_table();
+    test_item_json_fields();
+    printf("test_decode: item protobuf and JSON tables ok\n");
     return 0;
 }

@@ -1,6 +1,6 @@
-/* test_ingest_conf.c — mmr_ingest_new argument checking and the librdkafka property
- * pass-through (scoping, unknown properties, bad values), without a broker: creating the
- * clients does not connect. Uses the fake store, which is never written here. */
+/* test_ingest_conf.c — mmr_ingest_new argument checking (topics, emb_dims) and the
+ * librdkafka property pass-through (scoping, unknown properties, bad values), without a
+ * broker: creating the clients does not connect. Uses the fake store, never written here. */
 #include <string.h>
 
 #include "check.h"
@@ -62,6 +62,16 @@ int main(void) {
     c = base();
     c.n_kafka_props = 1;
     expect_fail("props NULL", &c, fs, MMR_ERR_INVALID, "kafka_props");
+    c = base();
+    c.items_topic = c.events_topic;
+    expect_fail("items = events", &c, fs, MMR_ERR_INVALID, "items_topic");
+    c = base();
+    c.items_topic = "mmrec.events.dlq";
+    expect_fail("items = DLQ", &c, fs, MMR_ERR_INVALID, "items_topic");
+    c = base();
+    c.items_topic = "mmrec.items";
+    c.emb_dims[MMR_MODALITY_VIDEO] = MMR_EMB_DIM_MAX + 1;
+    expect_fail("emb_dims too wide", &c, fs, MMR_ERR_INVALID, "emb_dims[2]");
     printf("conf checks ok\n");
 
     /* librdkafka's own message comes back; a value is never echoed by our part. */
@@ -82,13 +92,18 @@ int main(void) {
     c.kafka_props = props;
     c.n_kafka_props = sizeof props / sizeof props[0];
     c.format = MMR_INGEST_FORMAT_JSON;
+    c.items_topic = "mmrec.items";
+    c.emb_dims[MMR_MODALITY_TEXT] = MMR_EMB_DIM_MAX;
     mmr_ingest_t *ing = NULL;
     mmr_err_t err = {0};
     CHECK_MSG(mmr_ingest_new(&c, fs, &ing, &err) == MMR_OK, "valid props: %s", err.msg);
     mmr_ingest_stats_t s;
     mmr_ingest_get_stats(ing, &s);
-    CHECK(s.consumed == 0 && s.applied == 0 && s.batches == 0);
+    CHECK(s.consumed == 0 && s.applied == 0 && s.batches == 0 && s.items_applied == 0);
     mmr_ingest_stop(ing); /* never started: a no-op */
+    mmr_ingest_free(ing);
+    c.items_topic = ""; /* "" = no items, like NULL */
+    CHECK_MSG(mmr_ingest_new(&c, fs, &ing, &err) == MMR_OK, "empty items_topic: %s", err.msg);
     mmr_ingest_free(ing);
     mmr_ingest_free(NULL);
     printf("scoped properties, free without start ok\n");

@@ -45,8 +45,9 @@ static void check_offsets(const it_env_t *env, mmr_fstore_t *fs, const char *gro
         int64_t stored;
         mmr_err_t err = {0};
         CHECK_MSG(mmr_fstore_get_offset(fs, IT_EVENTS, p, &stored, &err) == MMR_OK, "%s", err.msg);
-        CHECK_MSG(stored == it_end_offset(env, p), "partition %d: store offset %lld, end %lld",
-                  p, (long long)stored, (long long)it_end_offset(env, p));
+        int64_t end = it_end_offset(env, IT_EVENTS, p);
+        CHECK_MSG(stored == end, "partition %d: store offset %lld, end %lld", p,
+                  (long long)stored, (long long)end);
         CHECK_MSG(l->elems[p].offset == stored || (!all_committed && l->elems[p].offset < 0),
                   "partition %d: Kafka commit %lld, store %lld", p,
                   (long long)l->elems[p].offset, (long long)stored);

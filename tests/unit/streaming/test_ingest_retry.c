@@ -1,27 +1,40 @@
 /* test_ingest_retry.c — the consumer's failure paths, on the mock cluster with the fake
- * store (fake_fstore.c) so failures can be injected:
+ * store (fake_fstore.c) so failures can be injected. Events and catalog items flow
+ * together, so failed batches hold both:
  *   A. the first stored-offset read on assignment fails, then two batch commits fail: no
- *      event is lost or applied twice, offsets end where the topic ends, nothing is
- *      committed for a failed batch, and each bad message is in the DLQ exactly once
- *      (a retried batch does not re-send what already reached the DLQ);
+ *      event or item is lost or applied twice, offsets of both topics end where the topics
+ *      end, nothing is committed for a failed batch, and each bad message is in the DLQ
+ *      exactly once (a retried batch does not re-send what already reached the DLQ);
  *   B. the DLQ broker rejects a produce request: the batch is not committed but retried,
- *      every bad message still reaches the DLQ and the counters stay exact. */
+ *      every bad message still reaches the DLQ and the counters stay exact;
+ *   C. one long batch holds events and items (one WriteBatch with the offsets of both
+ *      topics) and its commit fails: both topics are rewound and the whole batch retried. */
 #include "fake_fstore.h"
 #include "ingest_test.h"
 
 #define PRODUCE_API_KEY 0 /* Kafka ProduceRequest */
 
-static void check_store(it_env_t *env, mmr_fstore_t *fs, uint64_t applied) {
+static void check_store(it_env_t *env, mmr_fstore_t *fs, uint64_t applied, uint64_t items) {
     CHECK_MSG(fake_fstore_applied(fs) == applied, "store applied %llu, want %llu",
               (unsigned long long)fake_fstore_applied(fs), (unsigned long long)applied);
-    for (int32_t p = 0; p < IT_PARTITIONS; p++)
-        CHECK_MSG(fake_fstore_offset(fs, p) == it_end_offset(env, p),
-                  "partition %d: store offset %lld, end %lld", p,
-                  (long long)fake_fstore_offset(fs, p), (long long)it_end_offset(env, p));
+    CHECK_MSG(fake_fstore_items(fs) == items, "store items %llu, want %llu",
+              (unsigned long long)fake_fstore_items(fs), (unsigned long long)items);
+    static const char *const topics[] = {IT_EVENTS, IT_ITEMS};
+    static const int32_t n_parts[] = {IT_PARTITIONS, IT_ITEM_PARTITIONS};
+    for (int t = 0; t < 2; t++)
+        for (int32_t p = 0; p < n_parts[t]; p++)
+            CHECK_MSG(fake_fstore_offset(fs, topics[t], p) == it_end_offset(env, topics[t], p),
+                      "%s/%d: store offset %lld, end %lld", topics[t], p,
+                      (long long)fake_fstore_offset(fs, topics[t], p),
+                      (long long)it_end_offset(env, topics[t], p));
 }
 
-static mmr_ingest_t *start_ingest(const it_env_t *env, mmr_fstore_t *fs) {
+/* batch_max/batch_ms 0: it_conf's small batches. */
+static mmr_ingest_t *start_ingest(const it_env_t *env, mmr_fstore_t *fs, uint32_t batch_max,
+                                  uint32_t batch_ms) {
     mmr_ingest_conf_t conf = it_conf(env, "mmrec-ingest-retry");
+    if (batch_max) conf.batch_max = batch_max;
+    if (batch_ms) conf.batch_ms = batch_ms;
     mmr_ingest_t *ing;
     mmr_err_t err = {0};
     CHECK_MSG(mmr_ingest_new(&conf, fs, &ing, &err) == MMR_OK, "ingest_new: %s", err.msg);
@@ -35,15 +48,17 @@ int main(void) {
     it_env_t env;
     it_env_init(&env);
     mmr_fstore_t *fs = fake_fstore_new();
-    uint64_t applied_total = 0;
+    uint64_t applied_total = 0, items_total = 0;
 
     /* A: store failures. */
     it_expect_t xa = {0};
-    it_send_stream(&env, 120, 10, 20, 24, &xa);
+    it_send_stream(&env, 60, 5, 10, 12, &xa);
+    it_send_items(&env, 30, 4, 16, &xa);
+    it_send_stream(&env, 60, 5, 10, 12, &xa);
     it_flush(&env);
     fake_fstore_fail_get_offsets(fs, 1);
     fake_fstore_fail_commits(fs, 2, 2);
-    mmr_ingest_t *ing = start_ingest(&env, fs);
+    mmr_ingest_t *ing = start_ingest(&env, fs, 0, 0);
     mmr_ingest_stats_t s;
     it_wait(ing, &xa, &s);
     mmr_ingest_free(ing);
@@ -54,7 +69,8 @@ int main(void) {
               (unsigned long long)s.consumed);
     CHECK(s.dlq_errors == 0 && s.commit_errors == 0);
     applied_total += xa.applied;
-    check_store(&env, fs, applied_total);
+    items_total += xa.items_applied;
+    check_store(&env, fs, applied_total, items_total);
     int64_t n_dlq = it_read_dlq(&env);
     CHECK_MSG((uint64_t)n_dlq == xa.bad, "A: DLQ holds %lld, want %llu", (long long)n_dlq,
               (unsigned long long)xa.bad);
@@ -62,17 +78,20 @@ int main(void) {
         CHECK_MSG(env.msgs[i].dlq_seen == (env.msgs[i].reason != IT_GOOD),
                   "A: message %d/%lld seen %d times in the DLQ", env.msgs[i].partition,
                   (long long)env.msgs[i].offset, env.msgs[i].dlq_seen);
-    printf("A: %llu messages, %llu reads, 3 injected store failures: exact counts, DLQ once each\n",
-           (unsigned long long)xa.messages, (unsigned long long)s.consumed);
+    printf("A: %llu messages (%llu items), %llu reads, 3 injected store failures: exact counts, "
+           "%llu mixed batches, DLQ once each\n", (unsigned long long)xa.messages,
+           (unsigned long long)xa.items_applied, (unsigned long long)s.consumed,
+           (unsigned long long)fake_fstore_mixed_commits(fs));
 
     /* B: the DLQ rejects one produce request (non-retriable). */
     it_expect_t xb = {0};
     size_t first_b = env.n_msgs;
     it_send_stream(&env, 40, 0, 10, 12, &xb);
+    it_send_items(&env, 10, 2, 8, &xb);
     it_flush(&env); /* the test producer is done: the next Produce request is the DLQ's */
     rd_kafka_mock_push_request_errors(env.mc, PRODUCE_API_KEY, 1,
                                       RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE);
-    ing = start_ingest(&env, fs);
+    ing = start_ingest(&env, fs, 0, 0);
     it_wait(ing, &xb, &s);
     mmr_ingest_free(ing);
     it_check_stats("B", &s, &xb);
@@ -80,7 +99,8 @@ int main(void) {
     CHECK_MSG(s.store_errors == 0, "B: store_errors %llu", (unsigned long long)s.store_errors);
     CHECK_MSG(s.consumed > xb.messages, "B: the failed batch was not re-read");
     applied_total += xb.applied;
-    check_store(&env, fs, applied_total);
+    items_total += xb.items_applied;
+    check_store(&env, fs, applied_total, items_total);
     n_dlq = it_read_dlq(&env);
     int64_t extra = n_dlq - (int64_t)(xa.bad + xb.bad);
     for (size_t i = 0; i < env.n_msgs; i++) {
@@ -92,6 +112,37 @@ int main(void) {
     }
     printf("B: DLQ produce failure: batch retried (%llu dlq_errors), every bad message "
            "delivered (%lld repeats)\n", (unsigned long long)s.dlq_errors, (long long)extra);
+
+    /* C: everything in one batch (1 s, up to 1000 messages), whose first commit fails. */
+    it_expect_t xc = {0};
+    size_t first_c = env.n_msgs;
+    it_send_stream(&env, 20, 2, 4, 6, &xc);
+    it_send_items(&env, 12, 2, 8, &xc);
+    it_flush(&env);
+    uint64_t mixed_before = fake_fstore_mixed_commits(fs);
+    fake_fstore_fail_commits(fs, 0, 1);
+    ing = start_ingest(&env, fs, 1000, 1000);
+    it_wait(ing, &xc, &s);
+    mmr_ingest_free(ing);
+    it_check_stats("C", &s, &xc);
+    CHECK_MSG(s.store_errors == 1 && s.dlq_errors == 0, "C: store_errors %llu, dlq_errors %llu",
+              (unsigned long long)s.store_errors, (unsigned long long)s.dlq_errors);
+    CHECK_MSG(s.consumed >= 2 * xc.messages, "C: consumed %llu: the whole batch was not re-read",
+              (unsigned long long)s.consumed);
+    uint64_t mixed = fake_fstore_mixed_commits(fs) - mixed_before;
+    CHECK_MSG(mixed >= 1, "C: no committed batch held offsets of both topics");
+    applied_total += xc.applied;
+    items_total += xc.items_applied;
+    check_store(&env, fs, applied_total, items_total);
+    n_dlq = it_read_dlq(&env);
+    for (size_t i = first_c; i < env.n_msgs; i++)
+        CHECK_MSG(env.msgs[i].dlq_seen == (env.msgs[i].reason != IT_GOOD),
+                  "C: message %s/%d/%lld seen %d times in the DLQ", env.msgs[i].topic,
+                  env.msgs[i].partition, (long long)env.msgs[i].offset, env.msgs[i].dlq_seen);
+    printf("C: %llu messages (%llu items) in %llu mixed batch(es), first commit failed: "
+           "both topics rewound, exact counts, DLQ once each\n",
+           (unsigned long long)xc.messages, (unsigned long long)xc.items_applied,
+           (unsigned long long)mixed);
 
     it_env_free(&env);
     fake_fstore_free(fs);
