@@ -5,8 +5,13 @@
  * completion queue; a request is decoded, handled and answered on the thread that
  * received it, with memory from a per-call arena released when the call completes.
  *
- * Admission, in order: in-flight bound (RESOURCE_EXHAUSTED at once, never queued),
- * deadline already passed (DEADLINE_EXCEEDED, no work done), then the handler. */
+ * Admission, in order: bearer token when token auth is on (UNAUTHENTICATED at once,
+ * before any decoding; grpc.health.v1 is exempt so probes work unauthenticated),
+ * in-flight bound (RESOURCE_EXHAUSTED at once, never queued), deadline already passed
+ * (DEADLINE_EXCEEDED, no work done), then the handler.
+ *
+ * Transport: plaintext, TLS, or mutual TLS (grpc core SSL server credentials), from PEM
+ * files read once by mmr_server_new. */
 #ifndef MMR_SERVER_H
 #define MMR_SERVER_H
 
@@ -40,6 +45,8 @@ typedef struct mmr_rpc_request {
     size_t len;
     int64_t deadline_ns;      /* mmr_mono_ns() time the client stops waiting; INT64_MAX = none */
     mmr_arena_t *arena;       /* per-call memory, freed after the response is sent */
+    const char *client;       /* client name whose bearer token matched; NULL when token
+                                 auth is off. Borrowed, valid until the server is freed. */
 } mmr_rpc_request_t;
 
 typedef struct mmr_rpc_reply {
@@ -52,15 +59,37 @@ typedef struct mmr_rpc_reply {
 typedef void (*mmr_server_unary_fn)(void *opaque, const mmr_rpc_request_t *req,
                                     mmr_rpc_reply_t *reply);
 
+/* Client certificates under TLS. */
+typedef enum {
+    MMR_SERVER_CLIENT_AUTH_NONE = 0, /* not asked for */
+    MMR_SERVER_CLIENT_AUTH_REQUEST,  /* asked for; when sent, must chain to the client CA */
+    MMR_SERVER_CLIENT_AUTH_REQUIRE,  /* mutual TLS: no valid certificate, no connection */
+} mmr_server_client_auth_t;
+
+/* "none" | "request" | "require" → MMR_SERVER_CLIENT_AUTH_*; -1 for anything else. */
+int mmr_server_client_auth_parse(const char *s);
+
 typedef struct mmr_server_conf {
     const char *listen;       /* "127.0.0.1:50051"; port 0 picks a free port */
     int threads;              /* worker threads / completion queues (default: cores) */
     uint32_t max_inflight;    /* admitted concurrent calls (default 256) */
     uint32_t max_message_bytes; /* largest request accepted (default 4 MiB) */
+    /* TLS: all paths are PEM files; NULL or "" = unset. No tls_cert_path = plaintext. */
+    const char *tls_cert_path;      /* server certificate chain */
+    const char *tls_key_path;       /* its private key (required with tls_cert_path) */
+    const char *tls_client_ca_path; /* CA bundle client certificates must chain to;
+                                       required exactly when tls_client_auth != NONE */
+    mmr_server_client_auth_t tls_client_auth;
+    /* Bearer-token auth: a file of `client_name token` lines (`#` comments, blank lines
+     * ignored); NULL or "" = off. Tokens are kept in memory only and never logged. */
+    const char *auth_tokens_file;
 } mmr_server_conf_t;
 
-/* Creates a server bound to conf->listen (not yet serving). Errors: MMR_ERR_RPC (cannot
- * bind; message names the address). */
+/* Creates a server bound to conf->listen (not yet serving). Strings in conf are only
+ * read during the call. Errors: MMR_ERR_RPC (cannot bind; message names the address),
+ * MMR_ERR_IO (a PEM or tokens file unreadable; message is "what path: reason"),
+ * MMR_ERR_INVALID (inconsistent TLS settings, a malformed tokens file: file:line, never
+ * the token itself). */
 mmr_status_t mmr_server_new(const mmr_server_conf_t *conf, mmr_server_t **out, mmr_err_t *err);
 /* Registers a unary method ("/mmrec.v1.Ranker/Rank"); before mmr_server_start only. */
 mmr_status_t mmr_server_add_method(mmr_server_t *s, const char *path, mmr_server_unary_fn fn,
@@ -68,7 +97,9 @@ mmr_status_t mmr_server_add_method(mmr_server_t *s, const char *path, mmr_server
 mmr_status_t mmr_server_start(mmr_server_t *s, mmr_err_t *err);
 /* The port actually bound (useful with port 0). */
 int mmr_server_port(const mmr_server_t *s);
-/* Sets what Health reports for "" and every service; Watch streams are told at once. */
+/* Sets what Health reports for "" and every registered service; Watch streams are told
+ * at once. A Watch on an unknown service gets SERVICE_UNKNOWN and stays open (gRPC
+ * health spec); Check on one gets NOT_FOUND. */
 void mmr_server_set_serving(mmr_server_t *s, int serving);
 
 typedef struct mmr_server_stats {
@@ -76,12 +107,14 @@ typedef struct mmr_server_stats {
     uint64_t ok;
     uint64_t shed;        /* RESOURCE_EXHAUSTED by the in-flight bound */
     uint64_t expired;     /* DEADLINE_EXCEEDED before work */
+    uint64_t unauthenticated; /* UNAUTHENTICATED: missing or unknown bearer token */
     uint32_t inflight;
 } mmr_server_stats_t;
 void mmr_server_get_stats(mmr_server_t *s, mmr_server_stats_t *out);
 
-/* Stops accepting calls, lets in-flight calls finish for up to grace_ms, then cancels
- * the rest, and joins the threads. Safe to call twice. */
+/* Stops accepting calls, ends every Health Watch stream at once with UNAVAILABLE (an open
+ * Watch never holds shutdown up), lets in-flight unary calls finish for up to grace_ms,
+ * then cancels the rest, and joins the threads. Safe to call twice. */
 void mmr_server_shutdown(mmr_server_t *s, int grace_ms);
 /* Shuts down if needed and frees. NULL is a no-op. */
 void mmr_server_free(mmr_server_t *s);

@@ -1,24 +1,38 @@
 /* server.c — gRPC serving engine over grpc core (see mmr_server.h).
  *
  * Threads: `threads` workers, each blocking on its own completion queue. Every worker
- * keeps one requested call outstanding per registered method (re-armed as soon as it is
- * matched), so the number of concurrently *matched* calls is bounded by the admission
- * counter, not by pre-posted requests. Unary handlers run on the worker thread.
+ * keeps one requested call outstanding per registered method, re-armed once the matched
+ * call has been dispatched (handler run, answer queued): unary handlers run on the worker
+ * thread, and a request re-armed before that would let grpc match a new call into the
+ * queue of a busy worker, where it waits behind the running handler while other workers
+ * sit idle. So calls are only matched to idle workers; beyond `threads` busy ones they
+ * wait unmatched inside grpc.
  *
  * Health Watch is a server stream: a watcher stays in a list guarded by health_mu and
  * is sent the status whenever it changes; at shutdown it is finished with UNAVAILABLE so
- * that grpc_server_shutdown_and_notify can complete. */
+ * that grpc_server_shutdown_and_notify can complete.
+ *
+ * Security: TLS / mutual TLS are grpc core SSL server credentials built from PEM files
+ * read once in mmr_server_new. Bearer tokens are checked on the worker thread as soon as
+ * a call is matched, before admission or decoding, against every configured token in
+ * constant time (the time depends on the stored tokens' lengths only, not on which token
+ * or how much of one matched). Tokens are never logged; the client name is. */
 #include "mmr_server.h"
 
 #include <grpc/byte_buffer_reader.h>
 #include <grpc/grpc.h>
 #include <grpc/grpc_security.h>
+#include <grpc/support/alloc.h>
+#include <grpc/support/log.h>
 #include <grpc/support/time.h>
+#include <ctype.h>
+#include <errno.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 
 #include "grpc/health/v1/health.pb-c.h"
@@ -34,6 +48,7 @@ typedef struct method {
     char *path;
     void *handle; /* grpc registered method; NULL for M_GENERIC */
     method_kind_t kind;
+    int public;   /* served without a bearer token (grpc.health.v1) */
     mmr_server_unary_fn fn;
     void *opaque;
 } method_t;
@@ -61,11 +76,19 @@ struct call {
     grpc_slice status_details;
     int cancelled;
     int admitted;
+    const char *client;          /* authenticated client name (borrowed from s->tokens) */
     mmr_arena_t *arena;
     /* Health Watch state, guarded by s->health_mu */
     call_t *wnext, *wprev;
     int outstanding, sending, closed, status_sent, last_sent;
+    int watch_unknown;           /* watched service is unknown: always SERVICE_UNKNOWN */
 };
+
+typedef struct token {
+    char *client;   /* logged; letters, digits and . _ - @ : only */
+    char *secret;   /* never logged; wiped on free */
+    size_t len;
+} token_t;
 
 struct mmr_server {
     grpc_server *server;
@@ -78,7 +101,10 @@ struct mmr_server {
     uint32_t max_inflight;
     atomic_int started, stopped;
     atomic_uint inflight;
-    atomic_uint_fast64_t calls, ok, shed, expired;
+    atomic_uint_fast64_t calls, ok, shed, expired, unauthenticated;
+    atomic_int_fast64_t auth_logged_ns; /* last unauthenticated-call warning (rate limit) */
+    token_t *tokens;   /* bearer tokens; ntokens == 0: auth off. Read-only after new. */
+    int ntokens;
     pthread_mutex_t health_mu;
     int serving;
     call_t *watchers;
@@ -191,13 +217,250 @@ static void dispatch_unary(call_t *c) {
     grpc_slice body = grpc_byte_buffer_reader_readall(&reader);
     grpc_byte_buffer_reader_destroy(&reader);
     c->arena = mmr_arena_new(16384);
-    mmr_rpc_request_t req = {GRPC_SLICE_START_PTR(body), GRPC_SLICE_LENGTH(body), deadline, c->arena};
+    mmr_rpc_request_t req = {GRPC_SLICE_START_PTR(body), GRPC_SLICE_LENGTH(body), deadline,
+                             c->arena, c->client};
     mmr_rpc_reply_t reply = {.status = MMR_RPC_INTERNAL};
     if (!c->arena) snprintf(reply.message, sizeof reply.message, "out of memory");
     else c->m->fn(c->m->opaque, &req, &reply);
     send_unary(c, reply.status, reply.message, reply.msg);
     grpc_slice_unref(body);
 }
+
+/* --- bearer tokens --------------------------------------------------------------------- */
+
+/* 1 when a (alen bytes) equals b (blen bytes). Time depends on blen (a stored token's
+ * length) only: no early exit on the first differing byte or on a length mismatch. */
+static int ct_equal(const uint8_t *a, size_t alen, const uint8_t *b, size_t blen) {
+    volatile uint8_t d = 0;
+    for (size_t i = 0; i < blen; i++) d |= (uint8_t)((i < alen ? a[i] : 0) ^ b[i]);
+    return (d | (alen != blen)) == 0;
+}
+
+/* The client whose token the call carries ("authorization: Bearer <token>"), or NULL
+ * with *why set. Every stored token is compared, whatever matched. */
+static const char *auth_client(mmr_server_t *s, const grpc_metadata_array *md, const char **why) {
+    const grpc_slice *v = NULL;
+    for (size_t i = 0; i < md->count; i++)
+        if (grpc_slice_str_cmp(md->metadata[i].key, "authorization") == 0) {
+            v = &md->metadata[i].value;
+            break;
+        }
+    if (!v) { *why = "missing bearer token"; return NULL; }
+    const uint8_t *p = GRPC_SLICE_START_PTR(*v);
+    size_t n = GRPC_SLICE_LENGTH(*v);
+    if (n < 7 || strncasecmp((const char *)p, "Bearer ", 7) != 0) {
+        *why = "authorization is not a bearer token";
+        return NULL;
+    }
+    p += 7, n -= 7;
+    size_t hit = 0; /* index + 1 of the matching token; tokens are unique */
+    for (int i = 0; i < s->ntokens; i++)
+        hit |= (size_t)(i + 1) * (size_t)ct_equal(p, n, (const uint8_t *)s->tokens[i].secret,
+                                                  s->tokens[i].len);
+    if (!hit) { *why = "invalid bearer token"; return NULL; }
+    return s->tokens[hit - 1].client;
+}
+
+/* Answers UNAUTHENTICATED unless the call carries a known token; returns 1 when admitted
+ * to go on. Failures are logged at most once a second, with the peer and never the
+ * presented value. */
+static int auth_call(call_t *c) {
+    mmr_server_t *s = c->s;
+    const char *why = NULL;
+    c->client = auth_client(s, &c->md, &why);
+    if (c->client) return 1;
+    uint64_t total = atomic_fetch_add(&s->unauthenticated, 1) + 1;
+    int64_t now = mmr_mono_ns(), last = atomic_load(&s->auth_logged_ns);
+    if (now - last >= 1000000000 && atomic_compare_exchange_strong(&s->auth_logged_ns, &last, now)) {
+        char *peer = grpc_call_get_peer(c->call);
+        mmr_log(MMR_LOG_WARN, "server", "unauthenticated call to %s from %s: %s (%llu in total)",
+                c->m->kind == M_GENERIC ? "an unregistered method" : c->m->path,
+                peer ? peer : "?", why, (unsigned long long)total);
+        gpr_free(peer);
+    }
+    send_unary(c, MMR_RPC_UNAUTHENTICATED, why, NULL);
+    return 0;
+}
+
+static void tokens_free(mmr_server_t *s) {
+    for (int i = 0; i < s->ntokens; i++) {
+        free(s->tokens[i].client);
+        if (s->tokens[i].secret) explicit_bzero(s->tokens[i].secret, s->tokens[i].len);
+        free(s->tokens[i].secret);
+    }
+    free(s->tokens);
+    s->tokens = NULL;
+    s->ntokens = 0;
+}
+
+static int client_name_ok(const char *p) {
+    for (; *p; p++)
+        if (!isalnum((unsigned char)*p) && !strchr("._-@:", *p)) return 0;
+    return 1;
+}
+
+/* Reads `client_name token` lines. Error messages name file:line, never a token. */
+static mmr_status_t tokens_load(mmr_server_t *s, const char *path, mmr_err_t *err) {
+    FILE *f = fopen(path, "r");
+    if (!f) return mmr_err_set(err, MMR_ERR_IO, "auth tokens file %s: %s", path, strerror(errno));
+    char *line = NULL;
+    size_t cap = 0;
+    ssize_t got;
+    int lineno = 0, cap_tokens = 0;
+    mmr_status_t st = MMR_OK;
+    while (st == MMR_OK && (got = getline(&line, &cap, f)) >= 0) {
+        lineno++;
+        char *save = NULL;
+        char *name = strtok_r(line, " \t\r\n", &save);
+        if (!name || *name == '#') continue;
+        char *secret = strtok_r(NULL, " \t\r\n", &save);
+        if (!secret || strtok_r(NULL, " \t\r\n", &save)) {
+            st = mmr_err_set(err, MMR_ERR_INVALID, "%s:%d: expected `client_name token`", path, lineno);
+            break;
+        }
+        if (!client_name_ok(name)) {
+            st = mmr_err_set(err, MMR_ERR_INVALID,
+                             "%s:%d: client name may use letters, digits and . _ - @ : only", path,
+                             lineno);
+            break;
+        }
+        size_t len = strlen(secret);
+        for (size_t i = 0; i < len && st == MMR_OK; i++)
+            if ((unsigned char)secret[i] < 0x21 || (unsigned char)secret[i] > 0x7e)
+                st = mmr_err_set(err, MMR_ERR_INVALID, "%s:%d: token has a non-printable byte",
+                                 path, lineno);
+        for (int i = 0; i < s->ntokens && st == MMR_OK; i++)
+            if (s->tokens[i].len == len && memcmp(s->tokens[i].secret, secret, len) == 0)
+                st = mmr_err_set(err, MMR_ERR_INVALID, "%s:%d: same token as client %s", path,
+                                 lineno, s->tokens[i].client);
+        if (st != MMR_OK) break;
+        if (s->ntokens == cap_tokens) {
+            int ncap = cap_tokens ? 2 * cap_tokens : 8;
+            token_t *t = realloc(s->tokens, (size_t)ncap * sizeof *t);
+            if (!t) { st = mmr_err_set(err, MMR_ERR_NOMEM, "out of memory"); break; }
+            s->tokens = t;
+            cap_tokens = ncap;
+        }
+        token_t *t = &s->tokens[s->ntokens];
+        t->client = strdup(name);
+        t->secret = strdup(secret);
+        t->len = len;
+        s->ntokens++;
+        if (!t->client || !t->secret) { st = mmr_err_set(err, MMR_ERR_NOMEM, "out of memory"); break; }
+        if (len < 16)
+            mmr_log(MMR_LOG_WARN, "server", "%s:%d: token of client %s is shorter than 16 characters",
+                    path, lineno, name);
+    }
+    if (st == MMR_OK && ferror(f))
+        st = mmr_err_set(err, MMR_ERR_IO, "auth tokens file %s: %s", path, strerror(errno));
+    if (st == MMR_OK && s->ntokens == 0)
+        st = mmr_err_set(err, MMR_ERR_INVALID,
+                         "auth tokens file %s has no tokens (every call would be refused; "
+                         "leave grpc.auth_tokens_file empty to turn auth off)", path);
+    if (line) explicit_bzero(line, cap);
+    free(line);
+    fclose(f);
+    if (st != MMR_OK) tokens_free(s);
+    return st;
+}
+
+/* --- TLS -------------------------------------------------------------------------------- */
+
+int mmr_server_client_auth_parse(const char *s) {
+    if (!s) return -1;
+    if (strcmp(s, "none") == 0) return MMR_SERVER_CLIENT_AUTH_NONE;
+    if (strcmp(s, "request") == 0) return MMR_SERVER_CLIENT_AUTH_REQUEST;
+    if (strcmp(s, "require") == 0) return MMR_SERVER_CLIENT_AUTH_REQUIRE;
+    return -1;
+}
+
+static int nonempty(const char *p) { return p && *p; }
+
+/* Reads a whole PEM file (at most 1 MiB) into *out (owned, NUL-terminated). */
+static mmr_status_t pem_read(const char *what, const char *path, char **out, mmr_err_t *err) {
+    *out = NULL;
+    FILE *f = fopen(path, "rb");
+    if (!f) return mmr_err_set(err, MMR_ERR_IO, "%s %s: %s", what, path, strerror(errno));
+    size_t cap = 1 << 20;
+    char *buf = malloc(cap + 1);
+    size_t n = buf ? fread(buf, 1, cap + 1, f) : 0;
+    int rerr = ferror(f) ? errno : 0;
+    fclose(f);
+    if (!buf) return mmr_err_set(err, MMR_ERR_NOMEM, "out of memory");
+    mmr_status_t st = MMR_OK;
+    if (rerr) st = mmr_err_set(err, MMR_ERR_IO, "%s %s: %s", what, path, strerror(rerr));
+    else if (n > cap) st = mmr_err_set(err, MMR_ERR_INVALID, "%s %s: larger than 1 MiB", what, path);
+    else {
+        buf[n] = '\0';
+        if (!strstr(buf, "-----BEGIN "))
+            st = mmr_err_set(err, MMR_ERR_INVALID, "%s %s: no PEM block (-----BEGIN ...) in it",
+                             what, path);
+    }
+    if (st != MMR_OK) {
+        explicit_bzero(buf, n < cap ? n : cap);
+        free(buf);
+        return st;
+    }
+    *out = buf;
+    return MMR_OK;
+}
+
+/* Server credentials from conf: insecure when no certificate is configured. */
+static mmr_status_t creds_new(const mmr_server_conf_t *conf, grpc_server_credentials **out,
+                              mmr_err_t *err) {
+    *out = NULL;
+    mmr_server_client_auth_t mode = conf->tls_client_auth;
+    if (!nonempty(conf->tls_cert_path)) {
+        if (nonempty(conf->tls_key_path) || nonempty(conf->tls_client_ca_path) ||
+            mode != MMR_SERVER_CLIENT_AUTH_NONE)
+            return mmr_err_set(err, MMR_ERR_INVALID,
+                               "TLS key, client CA or client auth set without a server certificate");
+        *out = grpc_insecure_server_credentials_create();
+        return MMR_OK;
+    }
+    if (!nonempty(conf->tls_key_path))
+        return mmr_err_set(err, MMR_ERR_INVALID, "TLS certificate %s given without its key",
+                           conf->tls_cert_path);
+    if (mode != MMR_SERVER_CLIENT_AUTH_NONE && !nonempty(conf->tls_client_ca_path))
+        return mmr_err_set(err, MMR_ERR_INVALID,
+                           "client certificates requested but no client CA to verify them with");
+    if (mode == MMR_SERVER_CLIENT_AUTH_NONE && nonempty(conf->tls_client_ca_path))
+        return mmr_err_set(err, MMR_ERR_INVALID,
+                           "a client CA is set but client auth is none (set request or require)");
+    char *cert = NULL, *key = NULL, *ca = NULL;
+    mmr_status_t st = pem_read("TLS certificate", conf->tls_cert_path, &cert, err);
+    if (st == MMR_OK) st = pem_read("TLS key", conf->tls_key_path, &key, err);
+    if (st == MMR_OK && nonempty(conf->tls_client_ca_path))
+        st = pem_read("TLS client CA", conf->tls_client_ca_path, &ca, err);
+    if (st == MMR_OK) {
+        grpc_ssl_pem_key_cert_pair pair = {.private_key = key, .cert_chain = cert};
+        grpc_ssl_client_certificate_request_type req =
+            mode == MMR_SERVER_CLIENT_AUTH_REQUIRE ? GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY
+            : mode == MMR_SERVER_CLIENT_AUTH_REQUEST ? GRPC_SSL_REQUEST_CLIENT_CERTIFICATE_AND_VERIFY
+                                                     : GRPC_SSL_DONT_REQUEST_CLIENT_CERTIFICATE;
+        /* grpc copies the PEM strings */
+        *out = grpc_ssl_server_credentials_create_ex(ca, &pair, 1, req, NULL);
+        if (!*out) st = mmr_err_set(err, MMR_ERR_RPC, "grpc_ssl_server_credentials_create_ex failed");
+    }
+    if (key) explicit_bzero(key, strlen(key));
+    free(cert);
+    free(key);
+    free(ca);
+    return st;
+}
+
+/* gRPC's own log lines go through mmr_log (module "grpc"). */
+static void grpc_log_sink(gpr_log_func_args *a) {
+    mmr_log_level_t lvl = a->severity == GPR_LOG_SEVERITY_ERROR  ? MMR_LOG_ERROR
+                          : a->severity == GPR_LOG_SEVERITY_INFO ? MMR_LOG_INFO
+                                                                 : MMR_LOG_DEBUG;
+    const char *file = a->file ? strrchr(a->file, '/') : NULL;
+    mmr_log(lvl, "grpc", "%s (%s:%d)", a->message, file ? file + 1 : a->file ? a->file : "?",
+            a->line);
+}
+
+static pthread_once_t grpc_log_once = PTHREAD_ONCE_INIT;
+static void grpc_log_route(void) { gpr_set_log_function(grpc_log_sink); }
 
 /* --- health ---------------------------------------------------------------------------- */
 
@@ -242,6 +505,19 @@ static void health_check(void *opaque, const mmr_rpc_request_t *req, mmr_rpc_rep
     reply->msg = &out->base;
 }
 
+/* What watcher c should be told now. Caller holds health_mu. */
+static int watch_status_locked(call_t *c) {
+    return c->watch_unknown ? GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__SERVICE_UNKNOWN
+                            : health_status_locked(c->s);
+}
+
+/* 1 when watcher c is idle and has something new to send (a changed status, or the
+ * final UNAVAILABLE when stopping). Caller holds health_mu. */
+static int watch_due_locked(call_t *c) {
+    return !c->closed && !c->sending && !c->status_sent &&
+           (atomic_load(&c->s->stopped) || c->last_sent != watch_status_locked(c));
+}
+
 /* Starts sending the current status (or the final status) to watcher c. Caller holds
  * health_mu and has checked !c->sending && !c->closed && !c->status_sent. */
 static void watch_send_locked(call_t *c, int first) {
@@ -258,7 +534,7 @@ static void watch_send_locked(call_t *c, int first) {
         c->status_sent = 1;
     } else {
         Grpc__Health__V1__HealthCheckResponse r = GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__INIT;
-        r.status = health_status_locked(s);
+        r.status = watch_status_locked(c);
         c->last_sent = r.status;
         uint8_t buf[16];
         size_t len = grpc__health__v1__health_check_response__pack(&r, buf);
@@ -283,9 +559,12 @@ static void watch_unlink_locked(call_t *c) {
     c->wnext = c->wprev = NULL;
 }
 
+/* Per the gRPC health spec an unknown service is not an error for Watch: the stream
+ * gets SERVICE_UNKNOWN and stays open (services are fixed once started, so it stays
+ * unknown until shutdown ends the stream with UNAVAILABLE). */
 static void watch_start(call_t *c) {
     mmr_server_t *s = c->s;
-    int known = 1;
+    int known = 1, decoded = 1;
     if (c->payload) {
         grpc_byte_buffer_reader reader;
         grpc_byte_buffer_reader_init(&reader, c->payload);
@@ -294,13 +573,15 @@ static void watch_start(call_t *c) {
         Grpc__Health__V1__HealthCheckRequest *in = grpc__health__v1__health_check_request__unpack(
             NULL, GRPC_SLICE_LENGTH(body), GRPC_SLICE_START_PTR(body));
         grpc_slice_unref(body);
+        decoded = in != NULL;
         known = in && health_knows(s, in->service);
         if (in) grpc__health__v1__health_check_request__free_unpacked(in, NULL);
     }
-    if (!known) {
-        send_unary(c, MMR_RPC_NOT_FOUND, "unknown service", NULL);
+    if (!decoded) {
+        send_unary(c, MMR_RPC_INVALID_ARGUMENT, "undecodable HealthCheckRequest", NULL);
         return;
     }
+    c->watch_unknown = !known;
     grpc_op close_op = {.op = GRPC_OP_RECV_CLOSE_ON_SERVER};
     close_op.data.recv_close_on_server.cancelled = &c->cancelled;
     pthread_mutex_lock(&s->health_mu);
@@ -324,20 +605,19 @@ static void watch_event(call_t *c, tag_kind_t kind) {
     c->outstanding--;
     if (kind == TAG_WATCH_CLOSED) c->closed = 1;
     else c->sending = 0;
-    if (!c->closed && !c->sending && !c->status_sent &&
-        (atomic_load(&s->stopped) || c->last_sent != health_status_locked(s)))
-        watch_send_locked(c, 0);
+    if (watch_due_locked(c)) watch_send_locked(c, 0);
     int done = c->outstanding == 0;
     if (done) watch_unlink_locked(c);
     pthread_mutex_unlock(&s->health_mu);
     if (done) call_free(c);
 }
 
-/* Tells every idle watcher the new status (or, when stopping, finishes it). */
+/* Tells every idle watcher a changed status (or, when stopping, finishes it). A watcher
+ * busy sending picks the change up when that send completes (watch_event). */
 static void watch_notify_all(mmr_server_t *s) {
     pthread_mutex_lock(&s->health_mu);
     for (call_t *c = s->watchers; c; c = c->wnext)
-        if (!c->closed && !c->sending && !c->status_sent) watch_send_locked(c, 0);
+        if (watch_due_locked(c)) watch_send_locked(c, 0);
     pthread_mutex_unlock(&s->health_mu);
 }
 
@@ -354,10 +634,12 @@ static void *worker_main(void *arg) {
         switch (t->kind) {
         case TAG_REQUESTED:
             if (!ev.success) { call_free(c); break; } /* server shutting down */
-            request_next(w, c->m);
-            if (c->m->kind == M_UNARY) dispatch_unary(c);
-            else if (c->m->kind == M_HEALTH_WATCH) watch_start(c);
+            method_t *m = c->m; /* c may be freed by the time we re-arm */
+            if (c->s->ntokens && !m->public && !auth_call(c)) {}
+            else if (m->kind == M_UNARY) dispatch_unary(c);
+            else if (m->kind == M_HEALTH_WATCH) watch_start(c);
             else send_unary(c, MMR_RPC_UNIMPLEMENTED, "unknown method", NULL);
+            request_next(w, m);
             break;
         case TAG_DONE:
             if (c->admitted) atomic_fetch_sub(&c->s->inflight, 1);
@@ -380,6 +662,7 @@ static method_t *method_add(mmr_server_t *s, const char *path, method_kind_t kin
     method_t *m = &s->methods[s->nmethods];
     m->path = strdup(path);
     m->kind = kind;
+    m->public = strncmp(path, "/grpc.health.v1.Health/", 23) == 0;
     m->fn = fn;
     m->opaque = opaque;
     if (kind != M_GENERIC) {
@@ -392,9 +675,17 @@ static method_t *method_add(mmr_server_t *s, const char *path, method_kind_t kin
 }
 
 mmr_status_t mmr_server_new(const mmr_server_conf_t *conf, mmr_server_t **out, mmr_err_t *err) {
+    pthread_once(&grpc_log_once, grpc_log_route);
+    grpc_server_credentials *creds = NULL;
+    mmr_status_t st = creds_new(conf, &creds, err);
+    if (st != MMR_OK) return st;
     grpc_init();
     mmr_server_t *s = calloc(1, sizeof *s);
-    if (!s) { grpc_shutdown(); return mmr_err_set(err, MMR_ERR_NOMEM, "out of memory"); }
+    if (!s) {
+        grpc_server_credentials_release(creds);
+        grpc_shutdown();
+        return mmr_err_set(err, MMR_ERR_NOMEM, "out of memory");
+    }
     pthread_mutex_init(&s->health_mu, NULL);
     long cores = sysconf(_SC_NPROCESSORS_ONLN);
     s->nworkers = conf->threads > 0 ? conf->threads : (cores > 0 ? (int)cores : 2);
@@ -411,14 +702,33 @@ mmr_status_t mmr_server_new(const mmr_server_conf_t *conf, mmr_server_t **out, m
     s->server = grpc_server_create(&cargs, NULL);
     s->shutdown_cq = grpc_completion_queue_create_for_next(NULL);
     grpc_server_register_completion_queue(s->server, s->shutdown_cq, NULL);
-    grpc_server_credentials *creds = grpc_insecure_server_credentials_create();
+    int tls = nonempty(conf->tls_cert_path);
     s->port = grpc_server_add_http2_port(s->server, conf->listen, creds);
     grpc_server_credentials_release(creds);
     if (s->port == 0) {
         mmr_server_free(s);
-        return mmr_err_set(err, MMR_ERR_RPC, "cannot listen on %s (address in use or invalid)",
-                           conf->listen);
+        return mmr_err_set(err, MMR_ERR_RPC, "cannot listen on %s (address in use or invalid%s)",
+                           conf->listen,
+                           tls ? ", or the TLS certificate and key are unusable: see the grpc log"
+                               : "");
     }
+    if (nonempty(conf->auth_tokens_file) &&
+        (st = tokens_load(s, conf->auth_tokens_file, err)) != MMR_OK) {
+        mmr_server_free(s);
+        return st;
+    }
+    mmr_server_client_auth_t mode = conf->tls_client_auth;
+    mmr_log(MMR_LOG_INFO, "server", "%s on %s; bearer-token auth %s (%d tokens)",
+            !tls ? "plaintext"
+            : mode == MMR_SERVER_CLIENT_AUTH_REQUIRE ? "mutual TLS (client certificate required)"
+            : mode == MMR_SERVER_CLIENT_AUTH_REQUEST ? "TLS (client certificate verified if sent)"
+                                                     : "TLS",
+            conf->listen, s->ntokens ? "on" : "off", s->ntokens);
+    for (int i = 0; i < s->ntokens; i++)
+        mmr_log(MMR_LOG_INFO, "server", "bearer token loaded for client %s", s->tokens[i].client);
+    if (s->ntokens && !tls)
+        mmr_log(MMR_LOG_WARN, "server", "bearer tokens over plaintext gRPC can be read on the "
+                                        "network: configure TLS outside a trusted network");
     method_add(s, "/grpc.health.v1.Health/Check", M_UNARY, health_check, s);
     method_add(s, "/grpc.health.v1.Health/Watch", M_HEALTH_WATCH, NULL, NULL);
     method_add(s, "*", M_GENERIC, NULL, NULL);
@@ -466,6 +776,7 @@ void mmr_server_get_stats(mmr_server_t *s, mmr_server_stats_t *out) {
     out->ok = atomic_load(&s->ok);
     out->shed = atomic_load(&s->shed);
     out->expired = atomic_load(&s->expired);
+    out->unauthenticated = atomic_load(&s->unauthenticated);
     out->inflight = atomic_load(&s->inflight);
 }
 
@@ -510,6 +821,7 @@ void mmr_server_free(mmr_server_t *s) {
         grpc_completion_queue_destroy(s->shutdown_cq);
     }
     for (int i = 0; i < s->nmethods; i++) free(s->methods[i].path);
+    tokens_free(s);
     free(s->workers);
     pthread_mutex_destroy(&s->health_mu);
     free(s);

@@ -30,7 +30,8 @@ say "generating a synthetic multimodal dataset (planted topics, drifting users)"
 
 say "starting mmrecd"
 "$build/mmrecd" --store.path="$work/store" --kafka.brokers="$brokers" --grpc.listen=127.0.0.1:0 \
-  --metrics.listen=127.0.0.1:0 --ready_file="$work/ready" --log.level=warn 2>"$work/mmrecd.log" &
+  --metrics.listen=127.0.0.1:0 --ready_file="$work/ready" --log.level=warn \
+  --item.dim_text=32 --item.dim_image=32 --item.dim_video=32 2>"$work/mmrecd.log" &
 daemon_pid=$!
 for _ in $(seq 100); do [ -f "$work/ready" ] && break; sleep 0.1; done
 [ -f "$work/ready" ] || { echo "mmrecd did not start:"; cat "$work/mmrecd.log"; exit 1; }
@@ -40,6 +41,13 @@ metrics=127.0.0.1:$(sed -n 's/metrics_port=//p' "$work/ready")
 
 say "pushing the catalog (text/image/video embeddings) into mmrec.items"
 "$build/mmrec" produce --brokers "$brokers" --items "$work/data/items.jsonl"
+n_items=$(wc -l <"$work/data/items.jsonl")
+for _ in $(seq 100); do
+  applied=$(curl -s "http://$metrics/metrics" | sed -n 's/^mmrec_ingest_items_applied_total //p')
+  [ "${applied:-0}" -ge "$n_items" ] && break
+  sleep 0.1
+done
+echo "mmrecd stored ${applied:-0} of $n_items catalog items"
 
 candidates=$(seq -s, -f 'i%g' 0 119)
 users=(u3 u42 u117)
@@ -47,7 +55,7 @@ show_feeds() {
   for u in "${users[@]}"; do
     "$build/mmrec" rank --addr "$grpc" --user "$u" --candidates "$candidates" --top-k 5 | sed 's/^/  /'
   done
-  curl -s "http://$metrics/metrics" | grep -E '^mmrec_(ingest_applied|ingest_duplicates|rank_requests|rpc_calls)_total|^mmrec_ingest_dead_lettered_total\{reason="undecodable"\}' | sed 's/^/  metric /'
+  curl -s "http://$metrics/metrics" | grep -E '^mmrec_(ingest_applied|ingest_items_applied|ingest_duplicates|rank_requests|rpc_calls)_total|^mmrec_ingest_dead_lettered_total\{reason="undecodable"\}' | sed 's/^/  metric /'
 }
 
 say "feeds before any events (everyone cold: popularity only, all zero)"

@@ -23,7 +23,7 @@ typedef struct opt {
 
 /* THE table. Keep descriptions one line; docs/CONFIGURATION.md is generated from it. */
 static const opt_t opts[] = {
-    {"log.level", T_STR, "info", 0, 0, 1, O(log_level), "debug | info | warn | error"},
+    {"log.level", T_STR, "info", 0, 0, 1, O(log_level), "debug, info, warn or error"},
     {"store.path", T_STR, "./mmrec-data", 0, 0, 0, O(store_path), "RocksDB feature store directory (created if missing)"},
     {"store.user_ring", T_INT, "64", 1, 4096, 0, O(store_user_ring), "recent interactions kept per user"},
     {"store.sync", T_BOOL, "false", 0, 1, 0, O(store_sync), "fsync the WAL on every ingestion batch"},
@@ -32,7 +32,11 @@ static const opt_t opts[] = {
     {"ingest.group", T_STR, "mmrec-ingest", 0, 0, 0, O(ingest_group), "consumer group of the ingestion consumer"},
     {"ingest.events_topic", T_STR, "mmrec.events", 0, 0, 0, O(events_topic), "topic of user events (key = user_id)"},
     {"ingest.dlq_topic", T_STR, "mmrec.events.dlq", 0, 0, 0, O(dlq_topic), "dead-letter topic for malformed events"},
-    {"ingest.format", T_STR, "protobuf", 0, 0, 0, O(ingest_format), "event encoding: protobuf | json"},
+    {"ingest.items_topic", T_STR, "mmrec.items", 0, 0, 0, O(items_topic), "catalog topic (key = item_id); empty = do not consume items"},
+    {"item.dim_text", T_INT, "384", 0, 65536, 0, O(dim_text), "text embedding width items must have (0 = any)"},
+    {"item.dim_image", T_INT, "512", 0, 65536, 0, O(dim_image), "image embedding width items must have (0 = any)"},
+    {"item.dim_video", T_INT, "512", 0, 65536, 0, O(dim_video), "video embedding width items must have (0 = any)"},
+    {"ingest.format", T_STR, "protobuf", 0, 0, 0, O(ingest_format), "event encoding: protobuf or json"},
     {"ingest.batch_max", T_INT, "1000", 1, 1000000, 0, O(ingest_batch_max), "events per RocksDB WriteBatch"},
     {"ingest.batch_ms", T_INT, "50", 1, 60000, 0, O(ingest_batch_ms), "longest wait to fill a batch (ms)"},
     {"serve.enabled", T_BOOL, "true", 0, 1, 0, O(serve_enabled), "run the gRPC ranking service"},
@@ -40,6 +44,11 @@ static const opt_t opts[] = {
     {"grpc.threads", T_INT, "0", 0, 256, 0, O(grpc_threads), "serving threads / completion queues (0 = cores)"},
     {"grpc.max_inflight", T_INT, "256", 1, 1000000, 0, O(grpc_max_inflight), "admitted concurrent calls; above it RESOURCE_EXHAUSTED"},
     {"grpc.max_message_bytes", T_INT, "4194304", 1024, 268435456, 0, O(grpc_max_message_bytes), "largest request accepted"},
+    {"grpc.tls_cert", T_STR, "", 0, 0, 0, O(grpc_tls_cert), "server certificate chain (PEM file); empty = plaintext gRPC"},
+    {"grpc.tls_key", T_STR, "", 0, 0, 0, O(grpc_tls_key), "private key of grpc.tls_cert (PEM file)"},
+    {"grpc.tls_client_ca", T_STR, "", 0, 0, 0, O(grpc_tls_client_ca), "CA bundle (PEM file) client certificates must chain to; needs tls_client_auth request or require"},
+    {"grpc.tls_client_auth", T_STR, "none", 0, 0, 0, O(grpc_tls_client_auth), "client certificates: none, request (verified if sent) or require (mutual TLS)"},
+    {"grpc.auth_tokens_file", T_STR, "", 0, 0, 0, O(grpc_auth_tokens_file), "file of `client_name token` lines; every call but grpc.health.v1 then needs `authorization: Bearer <token>`; empty = off"},
     {"rank.max_candidates", T_INT, "10000", 1, 1000000, 0, O(rank_max_candidates), "candidates per Rank request; above it INVALID_ARGUMENT"},
     {"shutdown.grace_ms", T_INT, "5000", 0, 600000, 0, O(shutdown_grace_ms), "time in-flight calls get to finish on SIGTERM"},
     {"metrics.listen", T_STR, "127.0.0.1:9464", 0, 0, 0, O(metrics_listen), "Prometheus /metrics HTTP address; empty = off; port 0 = free port"},

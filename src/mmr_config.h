@@ -23,6 +23,10 @@ typedef struct mmr_config {
     char *ingest_group;
     char *events_topic;
     char *dlq_topic;
+    char *items_topic;
+    long dim_text;
+    long dim_image;
+    long dim_video;
     char *ingest_format;
     long ingest_batch_max;
     long ingest_batch_ms;
@@ -31,6 +35,11 @@ typedef struct mmr_config {
     long grpc_threads;
     long grpc_max_inflight;
     long grpc_max_message_bytes;
+    char *grpc_tls_cert;
+    char *grpc_tls_key;
+    char *grpc_tls_client_ca;
+    char *grpc_tls_client_auth;
+    char *grpc_auth_tokens_file;
     long rank_max_candidates;
     long shutdown_grace_ms;
     char *metrics_listen;

@@ -38,9 +38,10 @@ static void render_metrics(void *opaque, FILE *out) {
                      "# TYPE mmrec_rpc_ok_total counter\nmmrec_rpc_ok_total %llu\n"
                      "# TYPE mmrec_rpc_shed_total counter\nmmrec_rpc_shed_total %llu\n"
                      "# TYPE mmrec_rpc_deadline_expired_total counter\nmmrec_rpc_deadline_expired_total %llu\n"
+                     "# TYPE mmrec_rpc_unauthenticated_total counter\nmmrec_rpc_unauthenticated_total %llu\n"
                      "# TYPE mmrec_rpc_inflight gauge\nmmrec_rpc_inflight %u\n",
                 (unsigned long long)s.calls, (unsigned long long)s.ok, (unsigned long long)s.shed,
-                (unsigned long long)s.expired, s.inflight);
+                (unsigned long long)s.expired, (unsigned long long)s.unauthenticated, s.inflight);
     }
     if (d->ranker) {
         mmr_ranker_stats_t r;
@@ -61,10 +62,16 @@ static void render_metrics(void *opaque, FILE *out) {
                      "# TYPE mmrec_ingest_batches_total counter\nmmrec_ingest_batches_total %llu\n"
                      "# TYPE mmrec_ingest_store_errors_total counter\nmmrec_ingest_store_errors_total %llu\n"
                      "# TYPE mmrec_ingest_batch_commit_ms gauge\nmmrec_ingest_batch_commit_ms %.3f\n"
+                     "# TYPE mmrec_ingest_assigned_partitions gauge\nmmrec_ingest_assigned_partitions %u\n"
+                     "# TYPE mmrec_ingest_items_applied_total counter\nmmrec_ingest_items_applied_total %llu\n"
+                     "# TYPE mmrec_ingest_dlq_errors_total counter\nmmrec_ingest_dlq_errors_total %llu\n"
+                     "# TYPE mmrec_ingest_commit_errors_total counter\nmmrec_ingest_commit_errors_total %llu\n"
                      "# TYPE mmrec_ingest_dead_lettered_total counter\n",
                 (unsigned long long)s.consumed, (unsigned long long)s.applied,
                 (unsigned long long)s.duplicates, (unsigned long long)s.batches,
-                (unsigned long long)s.store_errors, s.last_batch_ms);
+                (unsigned long long)s.store_errors, s.last_batch_ms,
+                s.assigned_partitions, (unsigned long long)s.items_applied, (unsigned long long)s.dlq_errors,
+                (unsigned long long)s.commit_errors);
         for (int i = 0; i < MMR_INGEST_BAD_COUNT; i++)
             fprintf(out, "mmrec_ingest_dead_lettered_total{reason=\"%s\"} %llu\n",
                     mmr_ingest_reason_str((mmr_ingest_reason_t)i),
@@ -104,6 +111,8 @@ static mmr_status_t start(daemon_state_t *d, mmr_err_t *err) {
         mmr_ingest_conf_t ic = {
             .brokers = c->kafka_brokers, .group_id = c->ingest_group,
             .events_topic = c->events_topic, .dlq_topic = c->dlq_topic,
+            .items_topic = c->items_topic,
+            .emb_dims = {(uint32_t)c->dim_text, (uint32_t)c->dim_image, (uint32_t)c->dim_video},
             .format = strcmp(c->ingest_format, "json") == 0 ? MMR_INGEST_FORMAT_JSON
                                                              : MMR_INGEST_FORMAT_PROTOBUF,
             .batch_max = (uint32_t)c->ingest_batch_max, .batch_ms = (uint32_t)c->ingest_batch_ms,
@@ -111,17 +120,26 @@ static mmr_status_t start(daemon_state_t *d, mmr_err_t *err) {
         };
         if ((st = mmr_ingest_new(&ic, d->fs, &d->ing, err)) != MMR_OK) return st;
         if ((st = mmr_ingest_start(d->ing, err)) != MMR_OK) return st;
-        mmr_log(MMR_LOG_INFO, "mmrecd", "ingesting %s from %s (group %s)", c->events_topic,
-                c->kafka_brokers, c->ingest_group);
+        mmr_log(MMR_LOG_INFO, "mmrecd", "ingesting %s%s%s from %s (group %s)", c->events_topic,
+                *c->items_topic ? " and " : "", c->items_topic, c->kafka_brokers, c->ingest_group);
     }
 
     int grpc_port = 0, metrics_port = 0;
     if (c->serve_enabled) {
+        int client_auth = mmr_server_client_auth_parse(c->grpc_tls_client_auth);
+        if (client_auth < 0)
+            return mmr_err_set(err, MMR_ERR_INVALID,
+                               "grpc.tls_client_auth must be none, request or require, not '%s'",
+                               c->grpc_tls_client_auth);
         mmr_ranker_conf_t rc = {.max_candidates = (uint32_t)c->rank_max_candidates};
         if ((st = mmr_ranker_new(&rc, d->fs, &d->ranker, err)) != MMR_OK) return st;
         mmr_server_conf_t sc = {.listen = c->grpc_listen, .threads = (int)c->grpc_threads,
                                 .max_inflight = (uint32_t)c->grpc_max_inflight,
-                                .max_message_bytes = (uint32_t)c->grpc_max_message_bytes};
+                                .max_message_bytes = (uint32_t)c->grpc_max_message_bytes,
+                                .tls_cert_path = c->grpc_tls_cert, .tls_key_path = c->grpc_tls_key,
+                                .tls_client_ca_path = c->grpc_tls_client_ca,
+                                .tls_client_auth = (mmr_server_client_auth_t)client_auth,
+                                .auth_tokens_file = c->grpc_auth_tokens_file};
         if ((st = mmr_server_new(&sc, &d->srv, err)) != MMR_OK) return st;
         if ((st = mmr_server_add_method(d->srv, "/mmrec.v1.Ranker/Rank", mmr_ranker_handle_rank,
                                         d->ranker, err)) != MMR_OK)
@@ -177,10 +195,12 @@ int main(int argc, char **argv) {
     int help = 0;
     if (argc == 2 && strcmp(argv[1], "--help-markdown") == 0) {
         mmr_config_print_markdown(stdout);
+        mmr_config_free(&d.cfg);
         return 0;
     }
     if (mmr_config_parse_args(&d.cfg, argc, argv, &help, &err) != MMR_OK) {
         fprintf(stderr, "mmrecd: %s\n", err.msg);
+        mmr_config_free(&d.cfg);
         return 2;
     }
     if (help) {

@@ -93,6 +93,7 @@ struct mmr_ingest {
     atomic_bool stop;
 
     /* Counters: relaxed atomics, each read on its own by mmr_ingest_get_stats. */
+    atomic_int assigned;          /* partitions currently assigned (all topics) */
     atomic_uint_fast64_t consumed, applied, duplicates, dead[MMR_INGEST_BAD_COUNT], batches,
         store_errors, dlq_errors, commit_errors, last_batch_us, items_applied;
 };
@@ -505,16 +506,21 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
         }
         if (coop) error = rd_kafka_incremental_assign(rk, parts);
         else e = rd_kafka_assign(rk, parts);
+        if (coop) atomic_fetch_add(&ing->assigned, parts->cnt);
+        else atomic_store(&ing->assigned, parts->cnt);
     } else if (err == RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS) {
         mmr_log(MMR_LOG_INFO, LOG_MOD, "revoking %d partition(s)%s", parts->cnt,
                 rd_kafka_assignment_lost(rk) ? " (lost)" : "");
         batch_flush(ing, false);
         if (coop) error = rd_kafka_incremental_unassign(rk, parts);
         else e = rd_kafka_assign(rk, NULL);
+        if (coop) atomic_fetch_sub(&ing->assigned, parts->cnt);
+        else atomic_store(&ing->assigned, 0);
     } else {
         mmr_log(MMR_LOG_ERROR, LOG_MOD, "rebalance: %s", rd_kafka_err2str(err));
         batch_flush(ing, false);
         e = rd_kafka_assign(rk, NULL);
+        atomic_store(&ing->assigned, 0);
     }
     if (error) {
         mmr_log(MMR_LOG_ERROR, LOG_MOD, "rebalance assign: %s", rd_kafka_error_string(error));
@@ -721,6 +727,7 @@ void mmr_ingest_get_stats(mmr_ingest_t *ing, mmr_ingest_stats_t *out) {
         .commit_errors = LOAD(commit_errors),
         .last_batch_ms = (double)LOAD(last_batch_us) / 1000.0,
         .items_applied = LOAD(items_applied),
+        .assigned_partitions = (uint32_t)atomic_load(&ing->assigned),
     };
     for (int r = 0; r < MMR_INGEST_BAD_COUNT; r++) out->dead_lettered[r] = LOAD(dead[r]);
 #undef LOAD

@@ -96,6 +96,7 @@ typedef struct mmr_ingest_stats {
                                     the store holds the offsets) */
     double last_batch_ms;        /* latency of the last WriteBatch commit */
     uint64_t items_applied;      /* items written to the store (tombstones included) */
+    uint32_t assigned_partitions; /* partitions this consumer owns now, all topics */
 } mmr_ingest_stats_t;
 
 /* Creates the consumer (and the DLQ producer); conf strings are copied, fs is borrowed and

@@ -15,7 +15,7 @@ static mmr_ranker_t *ranker;
 /* Runs one Rank; returns the status; *out valid until the arena is freed. */
 static int rank_raw(const uint8_t *buf, size_t len, int64_t deadline_ns, mmr_arena_t *a,
                     Mmrec__V1__RankResponse **out, char *msg) {
-    mmr_rpc_request_t req = {buf, len, deadline_ns, a};
+    mmr_rpc_request_t req = {buf, len, deadline_ns, a, NULL};
     mmr_rpc_reply_t reply = {0};
     mmr_ranker_handle_rank(ranker, &req, &reply);
     *out = reply.status == MMR_RPC_OK ? (Mmrec__V1__RankResponse *)reply.msg : NULL;
