@@ -8,10 +8,26 @@
 #include "mmr_rpc.h"
 #include "mmrec/v1/ranking.pb-c.h"
 
-static mmr_rpc_client_t *connect_or_die(const char *addr) {
+/* Connection options shared by every RPC command; the token may come from MMREC_TOKEN so
+ * that it does not show in the process list. */
+#define CONNECT_OPTS "addr", "ca", "cert", "key", "tls-name", "token"
+
+static mmr_rpc_client_t *connect_or_die(int argc, char **argv) {
+    mmr_rpc_client_opts_t o = {
+        .ca_pem_path = mmr_cli_opt(argc, argv, "ca", NULL),
+        .cert_pem_path = mmr_cli_opt(argc, argv, "cert", NULL),
+        .key_pem_path = mmr_cli_opt(argc, argv, "key", NULL),
+        .ssl_target_name = mmr_cli_opt(argc, argv, "tls-name", NULL),
+        .bearer_token = mmr_cli_opt(argc, argv, "token", getenv("MMREC_TOKEN")),
+    };
+    if ((o.cert_pem_path || o.key_pem_path || o.ssl_target_name) && !o.ca_pem_path) {
+        fprintf(stderr, "mmrec: --cert, --key and --tls-name need --ca (TLS)\n");
+        exit(2);
+    }
+    const char *addr = mmr_cli_opt(argc, argv, "addr", "127.0.0.1:50051");
     mmr_rpc_client_t *c = NULL;
     mmr_err_t err = {0};
-    if (mmr_rpc_client_new(addr, NULL, &c, &err) != MMR_OK) {
+    if (mmr_rpc_client_new(addr, &o, &c, &err) != MMR_OK) {
         fprintf(stderr, "mmrec: %s\n", err.msg);
         exit(1);
     }
@@ -19,10 +35,9 @@ static mmr_rpc_client_t *connect_or_die(const char *addr) {
 }
 
 int mmr_cli_rank(int argc, char **argv) {
-    static const char *const valued[] = {"addr", "user", "candidates", "top-k", "deadline-ms", NULL};
+    static const char *const valued[] = {CONNECT_OPTS, "user", "candidates", "top-k", "deadline-ms", NULL};
     static const char *const flags[] = {"exclude-seen", NULL};
     if (!mmr_cli_check_opts(argc, argv, valued, flags)) return 2;
-    const char *addr = mmr_cli_opt(argc, argv, "addr", "127.0.0.1:50051");
     const char *user = mmr_cli_opt(argc, argv, "user", NULL);
     const char *cands = mmr_cli_opt(argc, argv, "candidates", NULL);
     if (!user || !cands) {
@@ -42,7 +57,7 @@ int mmr_cli_rank(int argc, char **argv) {
     req.n_candidates = k;
     req.top_k = (uint32_t)atoi(mmr_cli_opt(argc, argv, "top-k", "0"));
     req.exclude_seen = mmr_cli_flag(argc, argv, "exclude-seen");
-    mmr_rpc_client_t *c = connect_or_die(addr);
+    mmr_rpc_client_t *c = connect_or_die(argc, argv);
     ProtobufCMessage *out = NULL;
     mmr_err_t err = {0};
     int rc = 0;
@@ -65,11 +80,11 @@ int mmr_cli_rank(int argc, char **argv) {
 }
 
 int mmr_cli_health(int argc, char **argv) {
-    static const char *const valued[] = {"addr", "service", "deadline-ms", NULL};
+    static const char *const valued[] = {CONNECT_OPTS, "service", "deadline-ms", NULL};
     if (!mmr_cli_check_opts(argc, argv, valued, NULL)) return 2;
     Grpc__Health__V1__HealthCheckRequest req = GRPC__HEALTH__V1__HEALTH_CHECK_REQUEST__INIT;
     req.service = (char *)mmr_cli_opt(argc, argv, "service", "");
-    mmr_rpc_client_t *c = connect_or_die(mmr_cli_opt(argc, argv, "addr", "127.0.0.1:50051"));
+    mmr_rpc_client_t *c = connect_or_die(argc, argv);
     ProtobufCMessage *out = NULL;
     mmr_err_t err = {0};
     int rc = 1;

@@ -18,8 +18,8 @@ static const command_t commands[] = {
                                  "      [--events-topic T] [--items-topic T] [--rate N/s]\n"
                                  "      push a dataset into Kafka (protobuf mmrec.v1.Event / Item)"},
     {"rank", mmr_cli_rank, "rank --addr HOST:PORT --user ID --candidates A,B,C [--top-k N] [--exclude-seen]\n"
-                           "      call mmrec.v1.Ranker/Rank and print the ranked items"},
-    {"health", mmr_cli_health, "health --addr HOST:PORT [--service NAME]\n"
+                           "      [TLS/auth options] call mmrec.v1.Ranker/Rank and print the ranked items"},
+    {"health", mmr_cli_health, "health --addr HOST:PORT [--service NAME] [TLS/auth options]\n"
                                "      grpc.health.v1 Check; exit 0 when SERVING"},
     {"inspect", mmr_cli_inspect, "inspect user|item ID --db PATH\n"
                                  "      print a user's recent interactions or an item's record and stats"},
@@ -29,7 +29,9 @@ static const command_t commands[] = {
 static void usage(FILE *out) {
     fprintf(out, "usage: mmrec COMMAND [options]\n\nCommands:\n");
     for (size_t i = 0; i < NCOMMANDS; i++) fprintf(out, "  %s\n", commands[i].usage);
-    fprintf(out, "\nmmrec COMMAND --help shows one command.\n");
+    fprintf(out, "\nTLS/auth options: --ca FILE (TLS, trusting this CA) [--cert FILE --key FILE (mutual TLS)]\n"
+                 "  [--tls-name NAME] [--token T (bearer; or the MMREC_TOKEN environment variable)]\n"
+                 "\nmmrec COMMAND --help shows one command.\n");
 }
 
 const char *mmr_cli_opt(int argc, char **argv, const char *name, const char *def) {
