@@ -14,12 +14,20 @@
 #include "mmr_err.h"
 #include "mmr_fstore.h"
 #include "mmr_server.h"
+#include "mmrec/v1/event.pb-c.h"
 
 typedef struct mmr_ranker mmr_ranker_t;
+
+/* Receives each served ranking (the impression log); must not block. imp is valid only
+ * during the call. The daemon hands in streaming's Kafka producer here, so ranking/ never
+ * depends on streaming/. */
+typedef void (*mmr_ranker_impression_fn)(void *opaque, const Mmrec__V1__Impression *imp);
 
 typedef struct mmr_ranker_conf {
     uint32_t max_candidates;   /* larger requests get INVALID_ARGUMENT (default 10000) */
     uint32_t default_top_k;    /* when the request says 0 (default: all scored) */
+    mmr_ranker_impression_fn impression_fn; /* NULL = no impression log */
+    void *impression_opaque;
 } mmr_ranker_conf_t;
 
 typedef struct mmr_ranker_stats {

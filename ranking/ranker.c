@@ -14,6 +14,8 @@
 struct mmr_ranker {
     mmr_fstore_t *fs;
     uint32_t max_candidates, default_top_k;
+    mmr_ranker_impression_fn impression_fn;
+    void *impression_opaque;
     atomic_uint_fast64_t requests, invalid, unknown, cold;
     atomic_uint_fast64_t request_seq;
 };
@@ -30,6 +32,8 @@ mmr_status_t mmr_ranker_new(const mmr_ranker_conf_t *conf, mmr_fstore_t *fs, mmr
     r->fs = fs;
     r->max_candidates = conf->max_candidates ? conf->max_candidates : 10000;
     r->default_top_k = conf->default_top_k;
+    r->impression_fn = conf->impression_fn;
+    r->impression_opaque = conf->impression_opaque;
     *out = r;
     return MMR_OK;
 }
@@ -200,6 +204,21 @@ void mmr_ranker_handle_rank(void *opaque, const mmr_rpc_request_t *req, mmr_rpc_
         snprintf(rid, sizeof rid, "r%016llx-%llu", (unsigned long long)mmr_now_ms(),
                  (unsigned long long)atomic_fetch_add(&r->request_seq, 1));
         resp->request_id = mmr_arena_strdup(req->arena, rid);
+    }
+    if (r->impression_fn && m) {
+        char **shown = mmr_arena_alloc(req->arena, m * sizeof *shown);
+        if (shown) {
+            for (size_t i = 0; i < m; i++) shown[i] = pool[i].item_id;
+            Mmrec__V1__Impression imp = MMREC__V1__IMPRESSION__INIT;
+            imp.request_id = resp->request_id;
+            imp.user_id = q->user_id;
+            imp.item_ids = shown;
+            imp.n_item_ids = m;
+            imp.model_version = resp->model_version;
+            imp.experiment_arm = q->experiment;
+            imp.ts_ms = now_ms;
+            r->impression_fn(r->impression_opaque, &imp);
+        }
     }
     reply->status = MMR_RPC_OK;
     reply->msg = &resp->base;

@@ -39,6 +39,8 @@ static const opt_t opts[] = {
     {"ingest.format", T_STR, "protobuf", 0, 0, 0, O(ingest_format), "event encoding: protobuf or json"},
     {"ingest.batch_max", T_INT, "1000", 1, 1000000, 0, O(ingest_batch_max), "events per RocksDB WriteBatch"},
     {"ingest.batch_ms", T_INT, "50", 1, 60000, 0, O(ingest_batch_ms), "longest wait to fill a batch (ms)"},
+    {"impressions.topic", T_STR, "mmrec.impressions", 0, 0, 0, O(impressions_topic), "topic each served ranking is logged to (key = user_id); empty = off"},
+    {"impressions.max_buffered", T_INT, "100000", 100, 10000000, 0, O(impressions_max_buffered), "impressions held locally while Kafka is unreachable; beyond it they are dropped and counted"},
     {"serve.enabled", T_BOOL, "true", 0, 1, 0, O(serve_enabled), "run the gRPC ranking service"},
     {"grpc.listen", T_STR, "127.0.0.1:50051", 0, 0, 0, O(grpc_listen), "gRPC address; port 0 picks a free port"},
     {"grpc.threads", T_INT, "0", 0, 256, 0, O(grpc_threads), "serving threads / completion queues (0 = cores)"},

@@ -30,6 +30,8 @@ typedef struct mmr_config {
     char *ingest_format;
     long ingest_batch_max;
     long ingest_batch_ms;
+    char *impressions_topic;
+    long impressions_max_buffered;
     long serve_enabled;
     char *grpc_listen;
     long grpc_threads;

@@ -12,6 +12,7 @@
 
 #include "mmr_config.h"
 #include "mmr_fstore.h"
+#include "mmr_impressions.h"
 #include "mmr_ingest.h"
 #include "mmr_log.h"
 #include "mmr_metrics.h"
@@ -23,6 +24,7 @@ typedef struct daemon_state {
     const char *config_path;
     mmr_fstore_t *fs;
     mmr_ingest_t *ing;
+    mmr_impressions_t *imps;
     mmr_ranker_t *ranker;
     mmr_server_t *srv;
     mmr_metrics_t *metrics;
@@ -52,6 +54,16 @@ static void render_metrics(void *opaque, FILE *out) {
                      "# TYPE mmrec_rank_cold_start_total counter\nmmrec_rank_cold_start_total %llu\n",
                 (unsigned long long)r.requests, (unsigned long long)r.invalid,
                 (unsigned long long)r.unknown_candidates, (unsigned long long)r.cold_start);
+    }
+    if (d->imps) {
+        mmr_impressions_stats_t s;
+        mmr_impressions_get_stats(d->imps, &s);
+        fprintf(out, "# TYPE mmrec_impressions_logged_total counter\nmmrec_impressions_logged_total %llu\n"
+                     "# TYPE mmrec_impressions_delivered_total counter\nmmrec_impressions_delivered_total %llu\n"
+                     "# TYPE mmrec_impressions_failed_total counter\nmmrec_impressions_failed_total %llu\n"
+                     "# TYPE mmrec_impressions_dropped_total counter\nmmrec_impressions_dropped_total %llu\n",
+                (unsigned long long)s.logged, (unsigned long long)s.delivered,
+                (unsigned long long)s.failed, (unsigned long long)s.dropped);
     }
     if (d->ing) {
         mmr_ingest_stats_t s;
@@ -131,7 +143,16 @@ static mmr_status_t start(daemon_state_t *d, mmr_err_t *err) {
             return mmr_err_set(err, MMR_ERR_INVALID,
                                "grpc.tls_client_auth must be none, request or require, not '%s'",
                                c->grpc_tls_client_auth);
-        mmr_ranker_conf_t rc = {.max_candidates = (uint32_t)c->rank_max_candidates};
+        if (*c->impressions_topic) {
+            mmr_impressions_conf_t pc = {
+                .brokers = c->kafka_brokers, .topic = c->impressions_topic,
+                .max_buffered = (uint32_t)c->impressions_max_buffered,
+                .kafka_props = (const char *const *)c->kafka_props, .n_kafka_props = c->n_kafka_props};
+            if ((st = mmr_impressions_new(&pc, &d->imps, err)) != MMR_OK) return st;
+        }
+        mmr_ranker_conf_t rc = {.max_candidates = (uint32_t)c->rank_max_candidates,
+                                .impression_fn = d->imps ? mmr_impressions_log : NULL,
+                                .impression_opaque = d->imps};
         if ((st = mmr_ranker_new(&rc, d->fs, &d->ranker, err)) != MMR_OK) return st;
         mmr_server_conf_t sc = {.listen = c->grpc_listen, .threads = (int)c->grpc_threads,
                                 .max_inflight = (uint32_t)c->grpc_max_inflight,
@@ -170,6 +191,7 @@ static void stop(daemon_state_t *d) {
     mmr_metrics_free(d->metrics);
     mmr_server_free(d->srv);
     mmr_ranker_free(d->ranker);
+    mmr_impressions_free(d->imps); /* after the server: no Rank can log any more */
     mmr_fstore_close(d->fs);
 }
 

@@ -17,6 +17,8 @@
 
 #include <inttypes.h>
 #include <librdkafka/rdkafka.h>
+
+#include "kconf.h"
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -102,26 +104,6 @@ struct mmr_ingest {
 
 /* --- librdkafka callbacks and configuration -------------------------------------------- */
 
-/* syslog levels → mmr levels; librdkafka logs from its own threads. */
-static void on_kafka_log(const rd_kafka_t *rk, int level, const char *fac, const char *buf) {
-    mmr_log_level_t l = level <= 3 ? MMR_LOG_ERROR
-                        : level == 4 ? MMR_LOG_WARN
-                        : level <= 6 ? MMR_LOG_INFO
-                                     : MMR_LOG_DEBUG;
-    mmr_log(l, "kafka", "%s %s: %s", rd_kafka_name(rk), fac, buf);
-}
-
-static void on_kafka_error(rd_kafka_t *rk, int err, const char *reason, void *opaque) {
-    if (err == RD_KAFKA_RESP_ERR__FATAL) {
-        char why[512];
-        rd_kafka_fatal_error(rk, why, sizeof why);
-        mmr_log(MMR_LOG_ERROR, "kafka", "%s fatal: %s", rd_kafka_name(rk), why);
-        return;
-    }
-    mmr_log(MMR_LOG_WARN, "kafka", "%s %s: %s", rd_kafka_name(rk),
-            rd_kafka_err2name((rd_kafka_resp_err_t)err), reason);
-}
-
 /* Runs inside rd_kafka_poll/flush on the consumer thread (or in mmr_ingest_free). */
 static void on_dlq_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque) {
     mmr_ingest_t *ing = opaque;
@@ -129,39 +111,6 @@ static void on_dlq_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *o
     ing->dlq_failed++;
     mmr_log(MMR_LOG_ERROR, LOG_MOD, "DLQ delivery to %s failed: %s", ing->dlq_topic,
             rd_kafka_err2str(m->err));
-}
-
-static mmr_status_t conf_set(rd_kafka_conf_t *c, const char *key, const char *val,
-                             mmr_err_t *err) {
-    char errstr[512];
-    if (rd_kafka_conf_set(c, key, val, errstr, sizeof errstr) != RD_KAFKA_CONF_OK)
-        return mmr_err_set(err, MMR_ERR_INVALID, "kafka property %s: %s", key, errstr);
-    return MMR_OK;
-}
-
-/* Applies the pass-through properties meant for `role` ("consumer" or "producer"): plain
- * ones and "<role>.key=value". Values may be secrets: our messages name the key, never the
- * value (librdkafka quotes a value only when it is not one of an enum's names). */
-static mmr_status_t conf_set_props(rd_kafka_conf_t *c, const mmr_ingest_conf_t *conf,
-                                   const char *role, mmr_err_t *err) {
-    for (size_t i = 0; i < conf->n_kafka_props; i++) {
-        const char *kv = conf->kafka_props[i];
-        const char *eq = kv ? strchr(kv, '=') : NULL;
-        char key[256];
-        if (!eq || eq == kv || (size_t)(eq - kv) >= sizeof key)
-            return mmr_err_set(err, MMR_ERR_INVALID, "kafka_props[%zu] is not key=value", i);
-        memcpy(key, kv, (size_t)(eq - kv));
-        key[eq - kv] = '\0';
-        const char *k = key;
-        size_t rl = strlen(role);
-        if (!strncmp(k, "consumer.", 9) || !strncmp(k, "producer.", 9)) {
-            if (strncmp(k, role, rl) != 0) continue; /* the other client's */
-            k += rl + 1;
-        }
-        mmr_status_t st = conf_set(c, k, eq + 1, err);
-        if (st) return st;
-    }
-    return MMR_OK;
 }
 
 /* --- partitions ------------------------------------------------------------------------ */
@@ -568,19 +517,18 @@ static rd_kafka_t *client_new(mmr_ingest_t *ing, const mmr_ingest_conf_t *conf,
     bool cons = type == RD_KAFKA_CONSUMER;
     rd_kafka_conf_t *c = rd_kafka_conf_new();
     rd_kafka_conf_set_opaque(c, ing);
-    rd_kafka_conf_set_log_cb(c, on_kafka_log);
-    rd_kafka_conf_set_error_cb(c, on_kafka_error);
+    mmr_kconf_callbacks(c);
     if (cons) rd_kafka_conf_set_rebalance_cb(c, on_rebalance);
     else rd_kafka_conf_set_dr_msg_cb(c, on_dlq_delivery);
     /* defaults, then the caller's properties, then what the exactly-once design needs */
-    if ((*st = conf_set(c, "bootstrap.servers", conf->brokers, err)) ||
-        (*st = conf_set(c, "client.id", cons ? "mmrec-ingest" : "mmrec-ingest-dlq", err)) ||
-        (cons && (*st = conf_set(c, "group.id", conf->group_id, err))) ||
-        (cons && (*st = conf_set(c, "auto.offset.reset", "earliest", err))) ||
-        (!cons && (*st = conf_set(c, "acks", "all", err))) ||
-        (*st = conf_set_props(c, conf, cons ? "consumer" : "producer", err)) ||
-        (cons && (*st = conf_set(c, "enable.auto.commit", "false", err))) ||
-        (cons && (*st = conf_set(c, "enable.auto.offset.store", "false", err)))) {
+    if ((*st = mmr_kconf_set(c, "bootstrap.servers", conf->brokers, err)) ||
+        (*st = mmr_kconf_set(c, "client.id", cons ? "mmrec-ingest" : "mmrec-ingest-dlq", err)) ||
+        (cons && (*st = mmr_kconf_set(c, "group.id", conf->group_id, err))) ||
+        (cons && (*st = mmr_kconf_set(c, "auto.offset.reset", "earliest", err))) ||
+        (!cons && (*st = mmr_kconf_set(c, "acks", "all", err))) ||
+        (*st = mmr_kconf_set_props(c, conf->kafka_props, conf->n_kafka_props, cons ? "consumer" : "producer", err)) ||
+        (cons && (*st = mmr_kconf_set(c, "enable.auto.commit", "false", err))) ||
+        (cons && (*st = mmr_kconf_set(c, "enable.auto.offset.store", "false", err)))) {
         rd_kafka_conf_destroy(c);
         return NULL;
     }

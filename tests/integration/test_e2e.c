@@ -118,6 +118,47 @@ int main(int argc, char **argv) {
     CHECK(rank(c, "u1", "i1,i2", order, before, NULL) == 2);
     printf("ok round 2: after LIKE+PURCHASE, u1 ranks i2 first (%.3f > %.3f)\n", before[0], before[1]);
 
+    /* The served ranking is logged to mmrec.impressions, in served order. */
+    char *two[] = {"i1", "i2"};
+    Mmrec__V1__RankRequest iq = MMREC__V1__RANK_REQUEST__INIT;
+    iq.user_id = "u1";
+    iq.candidates = two;
+    iq.n_candidates = 2;
+    iq.request_id = "imp-check";
+    ProtobufCMessage *iout = NULL;
+    CHECK(mmr_rpc_call(c, "/mmrec.v1.Ranker/Rank", &iq.base, &mmrec__v1__rank_response__descriptor,
+                       &iout, 5000, NULL, &err) == MMR_OK);
+    protobuf_c_message_free_unpacked(iout, NULL);
+    char errstr[512];
+    rd_kafka_conf_t *cc = rd_kafka_conf_new();
+    rd_kafka_conf_set(cc, "bootstrap.servers", brokers, errstr, sizeof errstr);
+    rd_kafka_conf_set(cc, "group.id", "e2e-impressions", errstr, sizeof errstr);
+    rd_kafka_conf_set(cc, "auto.offset.reset", "earliest", errstr, sizeof errstr);
+    rd_kafka_t *rc = rd_kafka_new(RD_KAFKA_CONSUMER, cc, errstr, sizeof errstr);
+    CHECK(rc);
+    rd_kafka_poll_set_consumer(rc);
+    rd_kafka_topic_partition_list_t *tl = rd_kafka_topic_partition_list_new(1);
+    rd_kafka_topic_partition_list_add(tl, "mmrec.impressions", -1);
+    CHECK(rd_kafka_subscribe(rc, tl) == 0);
+    rd_kafka_topic_partition_list_destroy(tl);
+    int found_imp = 0;
+    for (int i = 0; i < 300 && !found_imp; i++) {
+        rd_kafka_message_t *km = rd_kafka_consumer_poll(rc, 100);
+        if (!km) continue;
+        Mmrec__V1__Impression *imp = km->err ? NULL : mmrec__v1__impression__unpack(NULL, km->len, km->payload);
+        if (imp && !strcmp(imp->request_id, "imp-check")) {
+            CHECK(!strcmp(imp->user_id, "u1") && imp->n_item_ids == 2);
+            CHECK(!strcmp(imp->item_ids[0], "i2") && !strcmp(imp->item_ids[1], "i1"));
+            found_imp = 1;
+        }
+        if (imp) mmrec__v1__impression__free_unpacked(imp, NULL);
+        rd_kafka_message_destroy(km);
+    }
+    CHECK_MSG(found_imp, "impression imp-check not found in mmrec.impressions");
+    rd_kafka_consumer_close(rc);
+    rd_kafka_destroy(rc);
+    printf("ok the served ranking was logged to mmrec.impressions in served order\n");
+
     /* SIGTERM: clean exit 0; restart on the same store: same state, nothing re-applied. */
     mmr_rpc_client_free(c);
     CHECK_MSG(daemon_stop(&d, SIGTERM) == 0, "mmrecd did not exit 0 on SIGTERM");
