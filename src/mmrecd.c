@@ -30,60 +30,54 @@ typedef struct daemon_state {
     mmr_metrics_t *metrics;
 } daemon_state_t;
 
+/* One Prometheus sample with its TYPE line (label-less metrics only). */
+static void put(FILE *out, const char *type, const char *name, double v) {
+    fprintf(out, "# TYPE %s %s\n%s %.17g\n", name, type, name, v);
+}
+
 static void render_metrics(void *opaque, FILE *out) {
     daemon_state_t *d = opaque;
-    fprintf(out, "# TYPE mmrec_up gauge\nmmrec_up 1\n");
+    put(out, "gauge", "mmrec_up", 1);
     if (d->srv) {
         mmr_server_stats_t s;
         mmr_server_get_stats(d->srv, &s);
-        fprintf(out, "# TYPE mmrec_rpc_calls_total counter\nmmrec_rpc_calls_total %llu\n"
-                     "# TYPE mmrec_rpc_ok_total counter\nmmrec_rpc_ok_total %llu\n"
-                     "# TYPE mmrec_rpc_shed_total counter\nmmrec_rpc_shed_total %llu\n"
-                     "# TYPE mmrec_rpc_deadline_expired_total counter\nmmrec_rpc_deadline_expired_total %llu\n"
-                     "# TYPE mmrec_rpc_unauthenticated_total counter\nmmrec_rpc_unauthenticated_total %llu\n"
-                     "# TYPE mmrec_rpc_inflight gauge\nmmrec_rpc_inflight %u\n",
-                (unsigned long long)s.calls, (unsigned long long)s.ok, (unsigned long long)s.shed,
-                (unsigned long long)s.expired, (unsigned long long)s.unauthenticated, s.inflight);
+        put(out, "counter", "mmrec_rpc_calls_total", (double)s.calls);
+        put(out, "counter", "mmrec_rpc_ok_total", (double)s.ok);
+        put(out, "counter", "mmrec_rpc_shed_total", (double)s.shed);
+        put(out, "counter", "mmrec_rpc_deadline_expired_total", (double)s.expired);
+        put(out, "counter", "mmrec_rpc_unauthenticated_total", (double)s.unauthenticated);
+        put(out, "gauge", "mmrec_rpc_inflight", s.inflight);
     }
     if (d->ranker) {
         mmr_ranker_stats_t r;
         mmr_ranker_get_stats(d->ranker, &r);
-        fprintf(out, "# TYPE mmrec_rank_requests_total counter\nmmrec_rank_requests_total %llu\n"
-                     "# TYPE mmrec_rank_invalid_total counter\nmmrec_rank_invalid_total %llu\n"
-                     "# TYPE mmrec_rank_unknown_candidates_total counter\nmmrec_rank_unknown_candidates_total %llu\n"
-                     "# TYPE mmrec_rank_cold_start_total counter\nmmrec_rank_cold_start_total %llu\n",
-                (unsigned long long)r.requests, (unsigned long long)r.invalid,
-                (unsigned long long)r.unknown_candidates, (unsigned long long)r.cold_start);
+        put(out, "counter", "mmrec_rank_requests_total", (double)r.requests);
+        put(out, "counter", "mmrec_rank_invalid_total", (double)r.invalid);
+        put(out, "counter", "mmrec_rank_unknown_candidates_total", (double)r.unknown_candidates);
+        put(out, "counter", "mmrec_rank_cold_start_total", (double)r.cold_start);
     }
     if (d->imps) {
         mmr_impressions_stats_t s;
         mmr_impressions_get_stats(d->imps, &s);
-        fprintf(out, "# TYPE mmrec_impressions_logged_total counter\nmmrec_impressions_logged_total %llu\n"
-                     "# TYPE mmrec_impressions_delivered_total counter\nmmrec_impressions_delivered_total %llu\n"
-                     "# TYPE mmrec_impressions_failed_total counter\nmmrec_impressions_failed_total %llu\n"
-                     "# TYPE mmrec_impressions_dropped_total counter\nmmrec_impressions_dropped_total %llu\n",
-                (unsigned long long)s.logged, (unsigned long long)s.delivered,
-                (unsigned long long)s.failed, (unsigned long long)s.dropped);
+        put(out, "counter", "mmrec_impressions_logged_total", (double)s.logged);
+        put(out, "counter", "mmrec_impressions_delivered_total", (double)s.delivered);
+        put(out, "counter", "mmrec_impressions_failed_total", (double)s.failed);
+        put(out, "counter", "mmrec_impressions_dropped_total", (double)s.dropped);
     }
     if (d->ing) {
         mmr_ingest_stats_t s;
         mmr_ingest_get_stats(d->ing, &s);
-        fprintf(out, "# TYPE mmrec_ingest_consumed_total counter\nmmrec_ingest_consumed_total %llu\n"
-                     "# TYPE mmrec_ingest_applied_total counter\nmmrec_ingest_applied_total %llu\n"
-                     "# TYPE mmrec_ingest_duplicates_total counter\nmmrec_ingest_duplicates_total %llu\n"
-                     "# TYPE mmrec_ingest_batches_total counter\nmmrec_ingest_batches_total %llu\n"
-                     "# TYPE mmrec_ingest_store_errors_total counter\nmmrec_ingest_store_errors_total %llu\n"
-                     "# TYPE mmrec_ingest_batch_commit_ms gauge\nmmrec_ingest_batch_commit_ms %.3f\n"
-                     "# TYPE mmrec_ingest_assigned_partitions gauge\nmmrec_ingest_assigned_partitions %u\n"
-                     "# TYPE mmrec_ingest_items_applied_total counter\nmmrec_ingest_items_applied_total %llu\n"
-                     "# TYPE mmrec_ingest_dlq_errors_total counter\nmmrec_ingest_dlq_errors_total %llu\n"
-                     "# TYPE mmrec_ingest_commit_errors_total counter\nmmrec_ingest_commit_errors_total %llu\n"
-                     "# TYPE mmrec_ingest_dead_lettered_total counter\n",
-                (unsigned long long)s.consumed, (unsigned long long)s.applied,
-                (unsigned long long)s.duplicates, (unsigned long long)s.batches,
-                (unsigned long long)s.store_errors, s.last_batch_ms,
-                s.assigned_partitions, (unsigned long long)s.items_applied, (unsigned long long)s.dlq_errors,
-                (unsigned long long)s.commit_errors);
+        put(out, "counter", "mmrec_ingest_consumed_total", (double)s.consumed);
+        put(out, "counter", "mmrec_ingest_applied_total", (double)s.applied);
+        put(out, "counter", "mmrec_ingest_items_applied_total", (double)s.items_applied);
+        put(out, "counter", "mmrec_ingest_duplicates_total", (double)s.duplicates);
+        put(out, "counter", "mmrec_ingest_batches_total", (double)s.batches);
+        put(out, "counter", "mmrec_ingest_store_errors_total", (double)s.store_errors);
+        put(out, "counter", "mmrec_ingest_dlq_errors_total", (double)s.dlq_errors);
+        put(out, "counter", "mmrec_ingest_commit_errors_total", (double)s.commit_errors);
+        put(out, "gauge", "mmrec_ingest_batch_commit_ms", s.last_batch_ms);
+        put(out, "gauge", "mmrec_ingest_assigned_partitions", s.assigned_partitions);
+        fprintf(out, "# TYPE mmrec_ingest_dead_lettered_total counter\n");
         for (int i = 0; i < MMR_INGEST_BAD_COUNT; i++)
             fprintf(out, "mmrec_ingest_dead_lettered_total{reason=\"%s\"} %llu\n",
                     mmr_ingest_reason_str((mmr_ingest_reason_t)i),
