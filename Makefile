@@ -1,14 +1,14 @@
 # mmrec — the two commands a newcomer needs:
 #   make demo   install what is missing, build, run a live local demo
 #   make test   install what is missing, build, run the whole test suite
-# Other targets: build, test-asan (the suite under ASan+UBSan), docs (regenerate
-# docs/CONFIGURATION.md), clean.
+# Other targets: build, test-asan (the suite under ASan+UBSan), fuzz (libFuzzer harnesses,
+# FUZZ_SECONDS each, default 20), docs (regenerate docs/CONFIGURATION.md), clean.
 BUILD      ?= build
 BUILD_ASAN ?= build-asan
 JOBS       ?= $(shell nproc)
 CMAKE_ARGS ?=
 
-.PHONY: deps build test test-asan demo docs clean kafka
+.PHONY: deps build test test-asan fuzz demo docs clean kafka
 
 deps:
 	@scripts/deps.sh
@@ -27,6 +27,9 @@ test-asan: deps kafka
 	@cmake -S . -B $(BUILD_ASAN) -DCMAKE_BUILD_TYPE=Debug -DMMREC_SANITIZE=ON -DMMREC_CUDA=OFF $(CMAKE_ARGS) >/dev/null
 	@cmake --build $(BUILD_ASAN) -j$(JOBS)
 	cd $(BUILD_ASAN) && ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 ctest --output-on-failure -j2 --timeout 900
+
+fuzz: deps
+	@tests/fuzz/run.sh $(FUZZ_SECONDS)
 
 demo: build kafka
 	@scripts/demo.sh $(BUILD)

@@ -7,7 +7,8 @@ set -euo pipefail
 pkgs=(build-essential cmake pkg-config
       librocksdb-dev librdkafka-dev libprotobuf-c-dev protobuf-c-compiler libgrpc-dev
       libjemalloc-dev libopenblas-dev libmicrohttpd-dev libjansson-dev
-      openjdk-17-jre-headless maven python3 curl)
+      openjdk-17-jre-headless maven python3 curl
+      clang libclang-rt-14-dev)
 
 missing=()
 for p in "${pkgs[@]}"; do
