@@ -1,173 +1,225 @@
-/* mmrec_load.c — `mmrec-load`: gRPC load generator for mmrecd.
+/* mmrec_load.c — `mmrec-load`: the gRPC load generator for mmrecd (the CLI; the
+ * engine is load.c, the histogram hdr.c).
  *
- * This first version is closed-loop: --concurrency callers each send the next Rank
- * (or Health) request when the previous one returns, for --requests calls in all or
- * until --duration seconds pass, whichever comes first. Latencies are kept exactly
- * (one int64 per request) and reported as p50/p90/p99/p99.9/max with errors by gRPC
- * status. It refuses non-loopback targets unless --allow-remote is given. */
-#include <pthread.h>
-#include <stdatomic.h>
+ * Open loop by default: --rate R requests/s for --duration S seconds on a fixed
+ * schedule, latency measured from each request's scheduled send time (no coordinated
+ * omission); --mode closed --concurrency N keeps the old closed-loop callers. Reports
+ * achieved rate, p50/p90/p99/p99.9/max, errors by gRPC status name and missed-schedule
+ * counts, as text or (--json) one JSON object. Refuses non-loopback targets unless
+ * --allow-remote is given. Exit status: 0 when at least one call succeeded, 1 when
+ * none did or the run could not start, 2 for bad arguments. */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "grpc/health/v1/health.pb-c.h"
-#include "mmr_rpc.h"
-#include "mmr_time.h"
-#include "mmrec/v1/ranking.pb-c.h"
-
-#define MAX_STATUS 17
-
-typedef struct load {
-    mmr_rpc_client_t *client;
-    const char *method;
-    long requests, users, items, candidates;
-    int64_t end_ns;
-    int deadline_ms;
-    atomic_long next;        /* index of the next request to send */
-    int64_t *latency_ns;     /* [requests] */
-    atomic_long by_status[MAX_STATUS + 1]; /* last slot: transport failures */
-} load_t;
+#include "load.h"
 
 static void usage(FILE *out) {
     fprintf(out,
             "usage: mmrec-load [options]\n"
-            "  --addr HOST:PORT      target mmrecd (default 127.0.0.1:50051; loopback only)\n"
-            "  --method rank|health  what to call (default rank)\n"
-            "  --concurrency N       concurrent callers (default 8)\n"
-            "  --requests N          total calls (default 10000)\n"
-            "  --duration S          stop after S seconds (default 60)\n"
-            "  --users N             user ids u0..u(N-1), uniform (default 1000)\n"
-            "  --items N             item ids i0..i(N-1) (default 500)\n"
-            "  --candidates N        candidates per Rank (default 100)\n"
-            "  --deadline-ms N       per-call deadline (default 1000)\n"
-            "  --allow-remote        permit a non-loopback target\n"
-            "  --help                this text\n");
+            "target\n"
+            "  --addr HOST:PORT       target mmrecd (default 127.0.0.1:50051; loopback only)\n"
+            "  --allow-remote         permit a non-loopback target\n"
+            "  --ca PEM               TLS, trusting this CA bundle (default plaintext)\n"
+            "  --cert PEM --key PEM   client certificate for mutual TLS\n"
+            "  --tls-name NAME        name to check in the server certificate\n"
+            "  --token TOKEN          send \"authorization: Bearer TOKEN\"\n"
+            "load\n"
+            "  --mode open|closed     open loop on a fixed schedule (default) or closed loop\n"
+            "  --rate R               open: offered requests/s (default 1000)\n"
+            "  --duration S           open: schedule length; closed: time limit (default 10)\n"
+            "  --requests N           cap on requests in all (default 0 = rate x duration / no cap)\n"
+            "  --connections N        open: sender threads, one channel each (default 1)\n"
+            "  --max-outstanding N    open: in-flight cap over all connections (default 1024)\n"
+            "  --slack-ms MS          open: a send later than this is a missed schedule (default 10)\n"
+            "  --concurrency N        closed: concurrent callers (default 8)\n"
+            "  --deadline-ms N        per-call deadline (default 1000)\n"
+            "workload\n"
+            "  --candidates N         explicit candidates per Rank (default 100)\n"
+            "  --retrieve-k K         Rank with retrieve_k = K instead of candidates\n"
+            "  --top-k K              items returned per Rank (default 10)\n"
+            "  --health-mix F         fraction of calls that are health checks (default 0)\n"
+            "  --method rank|health   shorthand: health = --health-mix 1\n"
+            "  --users N --items N    ids u0..u(N-1), i0..i(N-1) (default 1000, 500)\n"
+            "  --dist uniform|zipf    how users and items are drawn (default uniform)\n"
+            "  --zipf-s S             Zipf exponent (default 1.0)\n"
+            "  --seed N               workload seed (default 1)\n"
+            "output\n"
+            "  --json                 one JSON object instead of text\n"
+            "  --help                 this text\n");
 }
 
-static uint64_t mix(uint64_t x) {
-    x ^= x >> 33; x *= 0xff51afd7ed558ccdull; x ^= x >> 33; x *= 0xc4ceb9fe1a85ec53ull;
-    return x ^ (x >> 33);
-}
-
-static void *caller(void *arg) {
-    load_t *l = arg;
-    char **cands = calloc((size_t)l->candidates, sizeof *cands);
-    char *pool = malloc((size_t)l->candidates * 24);
-    char user[32];
-    for (long i; (i = atomic_fetch_add(&l->next, 1)) < l->requests;) {
-        if (mmr_mono_ns() > l->end_ns) { atomic_fetch_sub(&l->next, 1); break; }
-        Mmrec__V1__RankRequest rq = MMREC__V1__RANK_REQUEST__INIT;
-        Grpc__Health__V1__HealthCheckRequest hq = GRPC__HEALTH__V1__HEALTH_CHECK_REQUEST__INIT;
-        const ProtobufCMessage *req = &hq.base;
-        const ProtobufCMessageDescriptor *desc = &grpc__health__v1__health_check_response__descriptor;
-        if (strcmp(l->method, "rank") == 0) {
-            snprintf(user, sizeof user, "u%llu", (unsigned long long)(mix((uint64_t)i) % (uint64_t)l->users));
-            for (long c = 0; c < l->candidates; c++) {
-                cands[c] = pool + c * 24;
-                snprintf(cands[c], 24, "i%llu", (unsigned long long)(mix((uint64_t)(i * 1000003 + c)) % (uint64_t)l->items));
-            }
-            rq.user_id = user;
-            rq.candidates = cands;
-            rq.n_candidates = (size_t)l->candidates;
-            rq.top_k = 10;
-            req = &rq.base;
-            desc = &mmrec__v1__rank_response__descriptor;
-        }
-        ProtobufCMessage *resp = NULL;
-        int status = -1;
-        int64_t t0 = mmr_mono_ns();
-        mmr_rpc_call(l->client, strcmp(l->method, "rank") == 0 ? "/mmrec.v1.Ranker/Rank" : "/grpc.health.v1.Health/Check",
-                     req, desc, &resp, l->deadline_ms, &status, NULL);
-        l->latency_ns[i] = mmr_mono_ns() - t0;
-        atomic_fetch_add(&l->by_status[status >= 0 && status < MAX_STATUS ? status : MAX_STATUS], 1);
-        if (resp) protobuf_c_message_free_unpacked(resp, NULL);
+static int parse_num(const char *name, const char *v, double lo, double hi, double *out) {
+    char *end;
+    errno = 0;
+    double d = strtod(v, &end);
+    if (errno || end == v || *end || d < lo || d > hi) {
+        fprintf(stderr, "mmrec-load: %s wants a number in [%g, %g], got '%s'\n", name, lo, hi, v);
+        return -1;
     }
-    free(pool);
-    free(cands);
-    return NULL;
+    *out = d;
+    return 0;
 }
 
-static int cmp_i64(const void *a, const void *b) {
-    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
-    return (x > y) - (x < y);
+static int is_loopback(const char *a) {
+    return !strncmp(a, "127.", 4) || !strncmp(a, "localhost:", 10) || !strncmp(a, "[::1]:", 6) ||
+           !strncmp(a, "ipv4:127.", 9) || !strncmp(a, "ipv6:[::1]:", 11) || !strncmp(a, "unix:", 5);
 }
 
-static const char *opt(int argc, char **argv, const char *name, const char *def) {
-    for (int i = 1; i + 1 < argc; i++)
-        if (strcmp(argv[i], name) == 0) return argv[i + 1];
-    return def;
+static void json_str(const char *s) {
+    putchar('"');
+    for (; *s; s++) {
+        if (*s == '"' || *s == '\\') printf("\\%c", *s);
+        else if ((unsigned char)*s < 0x20) printf("\\u%04x", *s);
+        else putchar(*s);
+    }
+    putchar('"');
+}
+
+static void json_hist(const char *name, const mmr_hdr_t *h, int last) {
+    printf("\"%s\":{\"count\":%lld,\"mean\":%.3f,\"p50\":%.3f,\"p90\":%.3f,\"p99\":%.3f,\"p99.9\":%.3f,\"max\":%.3f}%s",
+           name, (long long)mmr_hdr_count(h), mmr_hdr_mean(h) / 1e6, mmr_hdr_percentile(h, 50) / 1e6,
+           mmr_hdr_percentile(h, 90) / 1e6, mmr_hdr_percentile(h, 99) / 1e6,
+           mmr_hdr_percentile(h, 99.9) / 1e6, mmr_hdr_max(h) / 1e6, last ? "" : ",");
+}
+
+static void text_hist(const char *name, const mmr_hdr_t *h) {
+    if (!mmr_hdr_count(h)) return;
+    printf("  %-7s n %-8lld p50 %8.3f  p90 %8.3f  p99 %8.3f  p99.9 %8.3f  max %8.3f  mean %8.3f\n", name,
+           (long long)mmr_hdr_count(h), mmr_hdr_percentile(h, 50) / 1e6, mmr_hdr_percentile(h, 90) / 1e6,
+           mmr_hdr_percentile(h, 99) / 1e6, mmr_hdr_percentile(h, 99.9) / 1e6, mmr_hdr_max(h) / 1e6,
+           mmr_hdr_mean(h) / 1e6);
 }
 
 int main(int argc, char **argv) {
-    static const char *const valued[] = {"--addr", "--method", "--concurrency", "--requests", "--duration",
-                                         "--users", "--items", "--candidates", "--deadline-ms", NULL};
-    int allow_remote = 0;
+    mmr_load_cfg_t cfg;
+    mmr_load_cfg_default(&cfg);
+    int allow_remote = 0, json = 0;
     for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "--help")) { usage(stdout); return 0; }
-        if (!strcmp(argv[i], "--allow-remote")) { allow_remote = 1; continue; }
-        int known = 0;
-        for (const char *const *v = valued; *v; v++) known |= !strcmp(argv[i], *v);
-        if (!known || i + 1 >= argc) {
-            fprintf(stderr, "mmrec-load: bad argument '%s'\n", argv[i]);
+        const char *a = argv[i];
+        if (!strcmp(a, "--help")) { usage(stdout); return 0; }
+        if (!strcmp(a, "--allow-remote")) { allow_remote = 1; continue; }
+        if (!strcmp(a, "--json")) { json = 1; continue; }
+        if (i + 1 >= argc || strncmp(a, "--", 2)) {
+            fprintf(stderr, "mmrec-load: bad argument '%s'\n", a);
             usage(stderr);
             return 2;
         }
-        i++;
+        const char *v = argv[++i];
+        double d = 0;
+        int bad = 0;
+#define NUM(flag, lo, hi, dst)                                          \
+    else if (!strcmp(a, flag)) {                                        \
+        bad = parse_num(flag, v, lo, hi, &d);                           \
+        if (!bad) dst = d;                                              \
     }
-    load_t l = {0};
-    const char *addr = opt(argc, argv, "--addr", "127.0.0.1:50051");
-    l.method = opt(argc, argv, "--method", "rank");
-    long conc = atol(opt(argc, argv, "--concurrency", "8"));
-    l.requests = atol(opt(argc, argv, "--requests", "10000"));
-    double duration = atof(opt(argc, argv, "--duration", "60"));
-    l.users = atol(opt(argc, argv, "--users", "1000"));
-    l.items = atol(opt(argc, argv, "--items", "500"));
-    l.candidates = atol(opt(argc, argv, "--candidates", "100"));
-    l.deadline_ms = atoi(opt(argc, argv, "--deadline-ms", "1000"));
-    if (conc < 1 || conc > 1024 || l.requests < 1 || duration <= 0 || l.users < 1 || l.items < 1 ||
-        l.candidates < 1 || l.deadline_ms < 1 || (strcmp(l.method, "rank") && strcmp(l.method, "health"))) {
-        fprintf(stderr, "mmrec-load: option out of range\n");
-        return 2;
-    }
-    if (!allow_remote && strncmp(addr, "127.", 4) && strncmp(addr, "localhost:", 10) && strncmp(addr, "[::1]:", 6)) {
-        fprintf(stderr, "mmrec-load: %s is not a loopback address (use --allow-remote)\n", addr);
-        return 2;
-    }
-    mmr_err_t err = {0};
-    if (mmr_rpc_client_new(addr, NULL, &l.client, &err) != MMR_OK) {
-        fprintf(stderr, "mmrec-load: %s\n", err.msg);
-        return 1;
-    }
-    l.latency_ns = calloc((size_t)l.requests, sizeof *l.latency_ns);
-    int64_t t0 = mmr_mono_ns();
-    l.end_ns = t0 + (int64_t)(duration * 1e9);
-    pthread_t *th = calloc((size_t)conc, sizeof *th);
-    for (long i = 0; i < conc; i++) pthread_create(&th[i], NULL, caller, &l);
-    for (long i = 0; i < conc; i++) pthread_join(th[i], NULL);
-    double secs = (mmr_mono_ns() - t0) / 1e9;
-    long done = atomic_load(&l.next);
-    if (done > l.requests) done = l.requests;
-    qsort(l.latency_ns, (size_t)done, sizeof *l.latency_ns, cmp_i64);
-    printf("method %s  concurrency %ld  requests %ld  in %.2f s  = %.0f req/s\n", l.method, conc, done, secs, done / secs);
-    if (done > 0) {
-        static const double q[] = {0.5, 0.9, 0.99, 0.999};
-        printf("latency ms:");
-        for (int i = 0; i < 4; i++) printf("  p%g %.3f", q[i] * 100, l.latency_ns[(long)(q[i] * (done - 1))] / 1e6);
-        printf("  max %.3f\n", l.latency_ns[done - 1] / 1e6);
-    }
-    long errors = 0;
-    for (int s = 0; s <= MAX_STATUS; s++) {
-        long n = atomic_load(&l.by_status[s]);
-        if (n && s != 0) {
-            if (s == MAX_STATUS) printf("transport failures: %ld\n", n);
-            else printf("grpc status %d: %ld\n", s, n);
-            errors += n;
+        if (0) {}
+        else if (!strcmp(a, "--addr")) cfg.target = v;
+        else if (!strcmp(a, "--ca")) cfg.ca_pem_path = v;
+        else if (!strcmp(a, "--cert")) cfg.cert_pem_path = v;
+        else if (!strcmp(a, "--key")) cfg.key_pem_path = v;
+        else if (!strcmp(a, "--tls-name")) cfg.ssl_target_name = v;
+        else if (!strcmp(a, "--token")) cfg.bearer_token = v;
+        else if (!strcmp(a, "--mode")) {
+            if (!strcmp(v, "open")) cfg.mode = MMR_LOAD_OPEN;
+            else if (!strcmp(v, "closed")) cfg.mode = MMR_LOAD_CLOSED;
+            else bad = 1;
+        } else if (!strcmp(a, "--dist")) {
+            if (!strcmp(v, "uniform")) cfg.dist = MMR_LOAD_UNIFORM;
+            else if (!strcmp(v, "zipf")) cfg.dist = MMR_LOAD_ZIPF;
+            else bad = 1;
+        } else if (!strcmp(a, "--method")) {
+            if (!strcmp(v, "health")) cfg.health_mix = 1;
+            else if (!strcmp(v, "rank")) cfg.health_mix = 0;
+            else bad = 1;
+        }
+        NUM("--rate", 1e-3, 1e7, cfg.rate)
+        NUM("--duration", 1e-3, 86400, cfg.duration_s)
+        NUM("--requests", 0, 1e9, cfg.max_requests)
+        NUM("--connections", 1, 256, cfg.connections)
+        NUM("--max-outstanding", 1, 1e6, cfg.max_outstanding)
+        NUM("--slack-ms", 0, 60000, cfg.slack_ms)
+        NUM("--concurrency", 1, 1024, cfg.concurrency)
+        NUM("--deadline-ms", 1, 600000, cfg.deadline_ms)
+        NUM("--candidates", 1, 1e6, cfg.candidates)
+        NUM("--retrieve-k", 1, 1e6, cfg.retrieve_k)
+        NUM("--top-k", 0, 1e6, cfg.top_k)
+        NUM("--health-mix", 0, 1, cfg.health_mix)
+        NUM("--users", 1, 1e9, cfg.users)
+        NUM("--items", 1, 1e9, cfg.items)
+        NUM("--zipf-s", 1e-3, 100, cfg.zipf_s)
+        NUM("--seed", 0, 1e18, cfg.seed)
+        else bad = 1;
+#undef NUM
+        if (bad) {
+            fprintf(stderr, "mmrec-load: bad argument '%s %s'\n", a, v);
+            usage(stderr);
+            return 2;
         }
     }
-    printf("ok %ld  errors %ld\n", atomic_load(&l.by_status[0]), errors);
-    free(th);
-    free(l.latency_ns);
-    mmr_rpc_client_free(l.client);
-    return 0;
+    if (!allow_remote && !is_loopback(cfg.target)) {
+        fprintf(stderr, "mmrec-load: %s is not a loopback address (use --allow-remote)\n", cfg.target);
+        return 2;
+    }
+    if ((cfg.cert_pem_path || cfg.key_pem_path || cfg.ssl_target_name) && !cfg.ca_pem_path) {
+        fprintf(stderr, "mmrec-load: --cert/--key/--tls-name need --ca\n");
+        return 2;
+    }
+    mmr_load_result_t r;
+    mmr_err_t err = {0};
+    if (mmr_load_run(&cfg, &r, &err) != MMR_OK) {
+        fprintf(stderr, "mmrec-load: %s\n", err.msg);
+        mmr_load_result_free(&r);
+        return 1;
+    }
+    long ok = r.by_status[0], errors = r.transport_failures;
+    for (int s = 1; s < MMR_LOAD_NSTATUS; s++) errors += r.by_status[s];
+    double achieved = r.elapsed_s > 0 ? r.completed / r.elapsed_s : 0;
+    int open = cfg.mode == MMR_LOAD_OPEN;
+    if (json) {
+        printf("{\"mode\":\"%s\",\"target\":", open ? "open" : "closed");
+        json_str(cfg.target);
+        printf(",\"offered_rate\":%.3f,\"duration_s\":%.3f,\"connections\":%d,\"max_outstanding\":%d,"
+               "\"concurrency\":%d,\"scheduled\":%ld,\"sent\":%ld,\"completed\":%ld,\"ok\":%ld,\"errors\":%ld,"
+               "\"missed_schedule\":%ld,\"dropped\":%ld,\"max_send_lag_ms\":%.3f,\"elapsed_s\":%.3f,"
+               "\"achieved_rate\":%.3f,\"latency_from\":\"%s\",\"latency_ms\":{",
+               open ? cfg.rate : 0.0, cfg.duration_s, open ? cfg.connections : 0, open ? cfg.max_outstanding : 0,
+               open ? 0 : cfg.concurrency, r.scheduled, r.sent, r.completed, ok, errors, r.missed_schedule,
+               r.dropped, r.max_send_lag_ns / 1e6, r.elapsed_s, achieved, open ? "scheduled_send" : "actual_send");
+        json_hist("all", r.all, 0);
+        json_hist("rank", r.rank, 0);
+        json_hist("health", r.health, 1);
+        printf("},\"status\":{");
+        int first = 1;
+        for (int s = 0; s < MMR_LOAD_NSTATUS; s++)
+            if (r.by_status[s]) { printf("%s\"%s\":%ld", first ? "" : ",", mmr_load_status_name(s), r.by_status[s]); first = 0; }
+        printf("},\"transport_failures\":%ld}\n", r.transport_failures);
+    } else {
+        if (open)
+            printf("open loop  %s  offered %.1f req/s for %.1f s  connections %d  max outstanding %d\n",
+                   cfg.target, cfg.rate, cfg.duration_s, cfg.connections, cfg.max_outstanding);
+        else
+            printf("closed loop  %s  concurrency %d  up to %.1f s\n", cfg.target, cfg.concurrency, cfg.duration_s);
+        if (open)
+            printf("scheduled %ld  sent %ld  completed %ld  missed schedule %ld (> %.1f ms late; max lag %.3f ms)  dropped %ld\n",
+                   r.scheduled, r.sent, r.completed, r.missed_schedule, cfg.slack_ms, r.max_send_lag_ns / 1e6, r.dropped);
+        printf("achieved %.1f req/s (%ld completed in %.2f s)\n", achieved, r.completed, r.elapsed_s);
+        printf("latency ms, from the %s send:\n", open ? "scheduled" : "actual");
+        text_hist("all", r.all);
+        if (mmr_hdr_count(r.rank) && mmr_hdr_count(r.health)) {
+            text_hist("rank", r.rank);
+            text_hist("health", r.health);
+        }
+        printf("status:");
+        for (int s = 0; s < MMR_LOAD_NSTATUS; s++)
+            if (r.by_status[s]) printf("  %s %ld", mmr_load_status_name(s), r.by_status[s]);
+        if (r.transport_failures) printf("  transport failures %ld", r.transport_failures);
+        printf("\nok %ld  errors %ld\n", ok, errors);
+        if (r.dropped)
+            printf("warning: %ld requests were never sent (client at --max-outstanding until the hard stop);\n"
+                   "         they are not in the histogram, so the percentiles are lower bounds\n", r.dropped);
+    }
+    mmr_load_result_free(&r);
+    return ok > 0 ? 0 : 1;
 }

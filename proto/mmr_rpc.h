@@ -6,6 +6,7 @@
 #ifndef MMR_RPC_H
 #define MMR_RPC_H
 
+#include <grpc/grpc_security.h>
 #include <protobuf-c/protobuf-c.h>
 
 #include "mmr_err.h"
@@ -25,6 +26,12 @@ typedef struct mmr_rpc_client_opts {
 mmr_status_t mmr_rpc_client_new(const char *target, const mmr_rpc_client_opts_t *opts,
                                 mmr_rpc_client_t **out, mmr_err_t *err);
 void mmr_rpc_client_free(mmr_rpc_client_t *c);
+
+/* Channel credentials for opts (NULL or no CA: plaintext), for callers that open their own
+ * channels (mmrec-load's async senders). On MMR_OK *out is owned: release with
+ * grpc_channel_credentials_release. Errors: MMR_ERR_IO (unreadable PEM file), MMR_ERR_RPC. */
+mmr_status_t mmr_rpc_credentials_new(const mmr_rpc_client_opts_t *opts, grpc_channel_credentials **out,
+                                     mmr_err_t *err);
 
 /* Calls method ("/mmrec.v1.Ranker/Rank") with req, waiting at most deadline_ms.
  * *grpc_status receives the gRPC status code (0 = OK) whenever the call completed.

@@ -28,8 +28,8 @@ static char *read_file(const char *path) {
     return buf;
 }
 
-static mmr_status_t make_creds(const mmr_rpc_client_opts_t *o, grpc_channel_credentials **out,
-                               mmr_err_t *err) {
+mmr_status_t mmr_rpc_credentials_new(const mmr_rpc_client_opts_t *o, grpc_channel_credentials **out,
+                                     mmr_err_t *err) {
     if (!o || !o->ca_pem_path) { *out = grpc_insecure_credentials_create(); return MMR_OK; }
     char *ca = read_file(o->ca_pem_path), *cert = NULL, *key = NULL;
     if (!ca) return mmr_err_set(err, MMR_ERR_IO, "cannot read CA file %s", o->ca_pem_path);
@@ -52,7 +52,7 @@ static mmr_status_t make_creds(const mmr_rpc_client_opts_t *o, grpc_channel_cred
 mmr_status_t mmr_rpc_client_new(const char *target, const mmr_rpc_client_opts_t *opts,
                                 mmr_rpc_client_t **out, mmr_err_t *err) {
     grpc_channel_credentials *creds;
-    mmr_status_t st = make_creds(opts, &creds, err);
+    mmr_status_t st = mmr_rpc_credentials_new(opts, &creds, err);
     if (st != MMR_OK) return st;
     grpc_init();
     mmr_rpc_client_t *c = calloc(1, sizeof *c);
