@@ -3,12 +3,12 @@
  * bias + id row + L2 normalise). One stream; inputs go through pinned staging buffers.
  * Device pointers never leave this file. Not here yet (the interface answers
  * MMR_ERR_UNSUPPORTED): the user tower, backward, top-K, fp16/bf16 storage. */
-extern "C" { // mmr_err.h has no C++ guards of its own
+extern "C" { // the C headers have no C++ guards of their own
+#include "cublas_dl.h"
 #include "mmr_err.h"
 }
 #include "tower_impl.h"
 
-#include <cublas_v2.h>
 #include <cuda_runtime.h>
 
 #include <stdio.h>
@@ -16,7 +16,8 @@ extern "C" { // mmr_err.h has no C++ guards of its own
 #include <string.h>
 
 /* On failure: record file:line, the call and CUDA's message in err, and return
- * MMR_ERR_CUDA from the enclosing function (which has `mmr_err_t *err` in scope). This is
+ * MMR_ERR_CUDA from the enclosing function (which has `mmr_err_t *err`, and for cuBLAS the
+ * `cuda_ctx *c` holding the loaded table, in scope). This is
  * the one place cudaError_t and cublasStatus_t become mmrec status codes. */
 #define cudaCheck(call)                                                                    \
     do {                                                                                   \
@@ -30,7 +31,7 @@ extern "C" { // mmr_err.h has no C++ guards of its own
         cublasStatus_t s_ = (call);                                                        \
         if (s_ != CUBLAS_STATUS_SUCCESS)                                                   \
             return mmr_err_set(err, MMR_ERR_CUDA, "%s:%d: %s: %s", __FILE__, __LINE__,     \
-                               #call, cublasGetStatusString(s_));                          \
+                               #call, c->cublas->status_string(s_));                          \
     } while (0)
 
 #define NORM_EPS 1e-12f
@@ -38,6 +39,7 @@ extern "C" { // mmr_err.h has no C++ guards of its own
 struct cuda_ctx {
     int device;
     cudaStream_t stream;
+    const mmr_cublas_t *cublas; // loaded at run time (cublas_dl.h)
     cublasHandle_t blas;
     uint64_t gen;        // generation of the weights on the device, 0 = none
     size_t n_params;
@@ -134,7 +136,7 @@ static mmr_status_t matmul_forward(cuda_ctx *c, float *out, int ldo, const float
                                    const float *W, int M, int N, int K, mmr_err_t *err) {
     if (M == 0) return MMR_OK;
     const float one = 1.0f, zero = 0.0f;
-    cublasCheck(cublasSgemm(c->blas, CUBLAS_OP_T, CUBLAS_OP_N, N, M, K, &one, W, K, inp, ldi,
+    cublasCheck(c->cublas->sgemm(c->blas, CUBLAS_OP_T, CUBLAS_OP_N, N, M, K, &one, W, K, inp, ldi,
                             &zero, out, ldo));
     return MMR_OK;
 }
@@ -277,7 +279,7 @@ static void cuda_backend_free(mmr_tower_backend_t *be) {
         cudaSetDevice(c->device);
         buffers_free(c);
         cudaFree(c->d_params);
-        if (c->blas) cublasDestroy(c->blas);
+        if (c->blas) c->cublas->destroy(c->blas);
         if (c->stream) cudaStreamDestroy(c->stream);
         free(c);
     }
@@ -290,11 +292,13 @@ static mmr_status_t cuda_ctx_init(mmr_tower_backend_t *be, cuda_ctx *c, mmr_err_
     cudaCheck(cudaGetDeviceProperties(&prop, c->device));
     snprintf(be->name, sizeof be->name, "cuda:%d (%.100s)", c->device, prop.name);
     cudaCheck(cudaStreamCreateWithFlags(&c->stream, cudaStreamNonBlocking));
-    cublasCheck(cublasCreate(&c->blas));
-    cublasCheck(cublasSetStream(c->blas, c->stream));
-    // fp32 GEMMs without TF32 (which needs CUBLAS_TF32_TENSOR_OP_MATH), so results stay
-    // within fp32 rounding of the CPU reference
-    cublasCheck(cublasSetMathMode(c->blas, CUBLAS_DEFAULT_MATH));
+    mmr_status_t st = mmr_cublas_load(&c->cublas, err);
+    if (st != MMR_OK) return st;
+    cublasCheck(c->cublas->create(&c->blas));
+    cublasCheck(c->cublas->set_stream(c->blas, c->stream));
+    // fp32 GEMMs without TF32 (CUBLAS_TF32_TENSOR_OP_MATH), so results stay within fp32
+    // rounding of the CPU reference
+    cublasCheck(c->cublas->set_math_mode(c->blas, CUBLAS_DEFAULT_MATH));
     return MMR_OK;
 }
 
