@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "mmr_crc32c.h"
+#include "mmr_rand.h"
 
 /* Limits on dims: keep every index in int and a model under 16 GiB of floats. */
 #define MAX_WIDTH (1 << 16)
@@ -114,17 +115,10 @@ mmr_status_t tower_alloc(const mmr_tower_config_t *cfg, mmr_tower_t **out, mmr_e
     return MMR_OK;
 }
 
-/* splitmix64: a small seeded generator for initialisation. */
-static uint64_t rng_next(uint64_t *s) {
-    uint64_t z = (*s += 0x9E3779B97F4A7C15ull);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    return z ^ (z >> 31);
-}
 
 static void fill_uniform(float *p, size_t n, float limit, uint64_t *s) {
     for (size_t i = 0; i < n; i++)
-        p[i] = limit * (2.0f * (float)(rng_next(s) >> 40) / (float)(1 << 24) - 1.0f);
+        p[i] = limit * (2.0f * (float)(mmr_rand_next(s) >> 40) / (float)(1 << 24) - 1.0f);
 }
 
 mmr_status_t mmr_tower_new(const mmr_tower_config_t *cfg, uint64_t seed, mmr_tower_t **out,

@@ -147,8 +147,8 @@ void mmr_ranker_handle_rank(void *opaque, const mmr_rpc_request_t *req, mmr_rpc_
     if (st == MMR_ERR_NOT_FOUND) atomic_fetch_add(&r->cold, 1);
     else if (st != MMR_OK) { fail(r, reply, MMR_RPC_INTERNAL, "feature store: %s", err.msg); goto out; }
     /* A candidate is known when the catalog has it or events have touched it; deleted
-     * catalog items are never served. TODO(issue 6): serve items from the hot-item cache
-     * instead of reading embeddings from RocksDB per request. */
+     * catalog items are never served. Cost: this reads each candidate's whole item record,
+     * embeddings included, from RocksDB on every request (no hot-item cache yet). */
     if (mmr_fstore_get_item_stats(r->fs, n, ids, stats, found, &err) != MMR_OK ||
         mmr_fstore_get_items(r->fs, n, ids, &items_rec, in_catalog, &err) != MMR_OK) {
         fail(r, reply, MMR_RPC_INTERNAL, "feature store: %s", err.msg);

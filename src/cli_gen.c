@@ -19,18 +19,12 @@
 #include <sys/stat.h>
 
 #include "cli.h"
+#include "mmr_rand.h"
 
 #define LATENT 8
 
-static uint64_t rng_next(uint64_t *s) { /* splitmix64 */
-    uint64_t z = (*s += 0x9E3779B97F4A7C15ull);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    return z ^ (z >> 31);
-}
-static double rng_uniform(uint64_t *s) { return (double)(rng_next(s) >> 11) / 9007199254740992.0; }
 static double rng_gauss(uint64_t *s) {
-    double u = rng_uniform(s) + 1e-12, v = rng_uniform(s);
+    double u = mmr_rand_uniform(s) + 1e-12, v = mmr_rand_uniform(s);
     return sqrt(-2.0 * log(u)) * cos(6.283185307179586 * v);
 }
 
@@ -88,44 +82,44 @@ int mmr_cli_gen(int argc, char **argv) {
     static const char *const names[3] = {"text_emb", "image_emb", "video_emb"};
     static const double present[3] = {0.9, 0.8, 0.6};
     for (long i = 0; i < items; i++) {
-        item_topic[i] = (int)(rng_next(&rng) % (uint64_t)topics);
+        item_topic[i] = (int)(mmr_rand_next(&rng) % (uint64_t)topics);
         fprintf(fi, "{\"item_id\":\"i%ld\",\"topic\":%d", i, item_topic[i]);
         has_video[i] = 0;
         for (int m = 0; m < 3; m++) {
-            if (rng_uniform(&rng) >= present[m]) continue;
+            if (mmr_rand_uniform(&rng) >= present[m]) continue;
             if (m == 2) has_video[i] = 1;
             write_emb(fi, names[m], maps[m], dims[m], &topic[item_topic[i] * LATENT], &rng);
         }
         fputs("}\n", fi);
     }
     for (long u = 0; u < users; u++) {
-        fav[u * 3] = (int)(rng_next(&rng) % (uint64_t)topics);
-        fav[u * 3 + 1] = (int)((fav[u * 3] + 1 + rng_next(&rng) % (uint64_t)(topics - 1)) % topics);
-        fav[u * 3 + 2] = (int)(rng_next(&rng) % (uint64_t)topics);
+        fav[u * 3] = (int)(mmr_rand_next(&rng) % (uint64_t)topics);
+        fav[u * 3 + 1] = (int)((fav[u * 3] + 1 + mmr_rand_next(&rng) % (uint64_t)(topics - 1)) % topics);
+        fav[u * 3 + 2] = (int)(mmr_rand_next(&rng) % (uint64_t)topics);
     }
     int64_t ts = strtoll(mmr_cli_opt(argc, argv, "start-ms", "1767225600000"), NULL, 10); /* 2026-01-01 */
     long written = 0, session = 0;
     while (written < events) {
-        long u = (long)(rng_next(&rng) % (uint64_t)users);
+        long u = (long)(mmr_rand_next(&rng) % (uint64_t)users);
         int drifted = written > events / 2;
         int f0 = fav[u * 3], f1 = drifted ? fav[u * 3 + 2] : fav[u * 3 + 1];
         char rid[32];
         snprintf(rid, sizeof rid, "s%ld", session++);
         for (int slot = 0; slot < 10 && written < events; slot++) {
-            long it = (long)(rng_next(&rng) % (uint64_t)items);
-            ts += 1 + (int64_t)(rng_next(&rng) % 2000);
+            long it = (long)(mmr_rand_next(&rng) % (uint64_t)items);
+            ts += 1 + (int64_t)(mmr_rand_next(&rng) % 2000);
             fprintf(fe, "%lld\tu%ld\ti%ld\tIMPRESSION\t1\t%s\n", (long long)ts, u, it, rid);
             written++;
             int liked = item_topic[it] == f0 || item_topic[it] == f1;
-            if (rng_uniform(&rng) >= (liked ? 0.5 : 0.03) || written >= events) continue;
+            if (mmr_rand_uniform(&rng) >= (liked ? 0.5 : 0.03) || written >= events) continue;
             fprintf(fe, "%lld\tu%ld\ti%ld\tCLICK\t1\t%s\n", (long long)++ts, u, it, rid);
             written++;
             if (has_video[it] && written < events) {
                 fprintf(fe, "%lld\tu%ld\ti%ld\tWATCH\t%.0f\t%s\n", (long long)++ts, u, it,
-                        liked ? 20 + 100 * rng_uniform(&rng) : 3 + 10 * rng_uniform(&rng), rid);
+                        liked ? 20 + 100 * mmr_rand_uniform(&rng) : 3 + 10 * mmr_rand_uniform(&rng), rid);
                 written++;
             }
-            if (liked && rng_uniform(&rng) < 0.2 && written < events) {
+            if (liked && mmr_rand_uniform(&rng) < 0.2 && written < events) {
                 fprintf(fe, "%lld\tu%ld\ti%ld\tLIKE\t1\t%s\n", (long long)++ts, u, it, rid);
                 written++;
             }

@@ -17,6 +17,7 @@
 
 #include "daemon.h"
 #include "mmr_fstore.h"
+#include "mmr_rand.h"
 
 #define N_EVENTS 1000000
 #define N_USERS 50000
@@ -29,12 +30,7 @@
 typedef struct ev { uint32_t user, item; uint8_t type; float value; } ev_t;
 
 static uint64_t rng = 12345;
-static uint64_t next_rand(void) {
-    uint64_t z = (rng += 0x9E3779B97F4A7C15ull);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    return z ^ (z >> 31);
-}
+static uint64_t next_rand(void) { return mmr_rand_next(&rng); }
 
 static int positive(const ev_t *e) { /* DESIGN §6, written out independently */
     switch (e->type) {

@@ -5,12 +5,9 @@
 #include <math.h>
 #include <string.h>
 
-uint64_t test_rng_u64(test_rng_t *r) {
-    uint64_t z = (r->s += 0x9E3779B97F4A7C15ull);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    return z ^ (z >> 31);
-}
+#include "mmr_rand.h"
+
+uint64_t test_rng_u64(test_rng_t *r) { return mmr_rand_next(&r->s); }
 
 double test_rng_uniform(test_rng_t *r) { return (double)(test_rng_u64(r) >> 11) / 9007199254740992.0; }
 
