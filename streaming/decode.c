@@ -32,9 +32,12 @@ const char *mmr_ingest_reason_str(mmr_ingest_reason_t r) {
 }
 
 /* Indexes into raw_event_t.id; event_id is optional, the other two are required. */
-enum { ID_EVENT, ID_USER, ID_ITEM, ID_COUNT };
-static const char *const id_field[ID_COUNT] = {"event_id", "user_id", "item_id"};
-static const char *const id_json_camel[ID_COUNT] = {"eventId", "userId", "itemId"};
+enum { ID_EVENT, ID_USER, ID_ITEM, ID_REQUEST, ID_COUNT };
+static const char *const id_field[ID_COUNT] = {"event_id", "user_id", "item_id", "request_id"};
+static const char *const id_json_camel[ID_COUNT] = {"eventId", "userId", "itemId", "requestId"};
+/* Event's string fields on the wire, as a bit mask of field numbers (1, 2, 3 and 7). */
+#define EVENT_ID_FIELDS ((1u << 1) | (1u << 2) | (1u << 3) | (1u << 7))
+#define ITEM_ID_FIELDS (1u << 1)
 
 /* Names indexed by mmr_event_type_t value, as spelled in event.proto. */
 static const char *const type_names[MMR_EV_TYPE_COUNT] = {
@@ -94,7 +97,7 @@ static mmr_status_t validate(const raw_event_t *r, int64_t now_ms, int64_t max_f
         return reject(MMR_INGEST_BAD_TS, reason, err, detail);
     }
 
-    char *bufs[ID_COUNT] = {out->event_id, out->user_id, out->item_id};
+    char *bufs[ID_COUNT] = {out->event_id, out->user_id, out->item_id, out->request_id};
     for (int i = 0; i < ID_COUNT; i++) {
         memcpy(bufs[i], r->id[i], r->id_len[i]);
         bufs[i][r->id_len[i]] = '\0';
@@ -121,10 +124,10 @@ static int pb_read_varint(const uint8_t *p, size_t len, size_t *i, uint64_t *v) 
 }
 
 /* protobuf-c copies a string up to its first NUL, so user_id "u\0x" would silently become
- * "u". Scan the top-level id fields (1..last_id_field: Event's three ids, Item's item_id)
- * on the wire for NUL bytes. Runs only after a successful unpack, so framing problems just
- * end the scan. */
-static int pb_ids_have_nul(const uint8_t *p, size_t len, uint64_t last_id_field) {
+ * "u". Scan the top-level id fields (bit f of id_fields set: field number f) on the wire
+ * for NUL bytes. Runs only after a successful unpack, so framing problems just end the
+ * scan. */
+static int pb_ids_have_nul(const uint8_t *p, size_t len, uint32_t id_fields) {
     size_t i = 0;
     while (i < len) {
         uint64_t tag, n;
@@ -135,7 +138,7 @@ static int pb_ids_have_nul(const uint8_t *p, size_t len, uint64_t last_id_field)
         case 5: i += 4; break;
         case 2:
             if (!pb_read_varint(p, len, &i, &n) || n > len - i) return 0;
-            if ((tag >> 3) >= 1 && (tag >> 3) <= last_id_field && memchr(p + i, 0, (size_t)n))
+            if ((tag >> 3) < 32 && (id_fields >> (tag >> 3) & 1) && memchr(p + i, 0, (size_t)n))
                 return 1;
             i += (size_t)n;
             break;
@@ -152,10 +155,10 @@ static mmr_status_t decode_protobuf(const uint8_t *data, size_t len, int64_t now
     Mmrec__V1__Event *pb = mmrec__v1__event__unpack(NULL, len, data ? data : empty);
     if (!pb) return reject(MMR_INGEST_BAD_DECODE, reason, err, "not a mmrec.v1.Event");
     mmr_status_t st;
-    if (pb_ids_have_nul(data, len, ID_COUNT)) {
+    if (pb_ids_have_nul(data, len, EVENT_ID_FIELDS)) {
         st = reject(MMR_INGEST_BAD_DECODE, reason, err, "an id contains a NUL byte");
     } else {
-        raw_event_t r = {.id = {pb->event_id, pb->user_id, pb->item_id},
+        raw_event_t r = {.id = {pb->event_id, pb->user_id, pb->item_id, pb->request_id},
                          .type = pb->type,
                          .value = pb->value,
                          .ts_ms = pb->ts_ms};
@@ -202,7 +205,7 @@ static mmr_status_t decode_json(const char *data, size_t len, int64_t now_ms,
     if (!root) return reject(MMR_INGEST_BAD_DECODE, reason, err, "not valid JSON");
     mmr_status_t st = MMR_OK;
     const char *bad = NULL; /* name of a field with the wrong JSON type */
-    raw_event_t r = {.id = {"", "", ""}};
+    raw_event_t r = {.id = {"", "", "", ""}};
     if (!json_is_object(root)) {
         st = reject(MMR_INGEST_BAD_DECODE, reason, err, "JSON is not an object");
         goto done;
@@ -351,7 +354,7 @@ static mmr_status_t decode_protobuf_item(const uint8_t *data, size_t len, const 
     Mmrec__V1__Item *pb = mmrec__v1__item__unpack(NULL, len, data ? data : empty);
     if (!pb) return reject(MMR_INGEST_BAD_DECODE, reason, err, "not a mmrec.v1.Item");
     mmr_status_t st;
-    if (pb_ids_have_nul(data, len, 1)) {
+    if (pb_ids_have_nul(data, len, ITEM_ID_FIELDS)) {
         st = reject(MMR_INGEST_BAD_DECODE, reason, err, "item_id contains a NUL byte");
     } else {
         raw_item_t r = {.id = pb->item_id,

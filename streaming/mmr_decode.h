@@ -30,7 +30,8 @@
  * Event "type" is an enum name ("CLICK") or number; int64 fields (ts_ms, created_ms) may be
  * a number or a decimal string and floats (value, embedding elements) a number or
  * "NaN"/"Infinity"/decimal string, as in the proto3 JSON mapping; "deleted" is a JSON
- * boolean; null means absent; unknown fields, request_id, context and attrs are ignored. */
+ * boolean; null means absent; unknown fields, context and attrs are ignored. request_id is
+ * optional (kept for the trainer's joiner) and follows the id rules: no NUL, ≤ MMR_ID_MAX. */
 #ifndef MMR_DECODE_H
 #define MMR_DECODE_H
 
@@ -42,12 +43,13 @@
 #include "mmr_ingest.h"
 
 /* A decoded event: ev's strings point into the buffers of the same struct, so ev is valid
- * as long as the struct is and is overwritten by the next decode into it. ~800 bytes. */
+ * as long as the struct is and is overwritten by the next decode into it. ~1 KiB. */
 typedef struct mmr_ingest_decoded {
     mmr_event_t ev;
     char event_id[MMR_ID_MAX + 1];
     char user_id[MMR_ID_MAX + 1];
     char item_id[MMR_ID_MAX + 1];
+    char request_id[MMR_ID_MAX + 1]; /* "" when absent: joins actions to impressions */
 } mmr_ingest_decoded_t;
 
 /* Decodes and validates data[0..len) (data may be NULL when len is 0: an empty message).

@@ -250,6 +250,20 @@ static void test_json_fields(void) {
     expect("json honours len", MMR_INGEST_FORMAT_JSON, k, strlen(k) - strlen("TRAILING"), OK_,
            &d);
     CHECK_MSG(d.ev.ts_ms == NOW_MS, "ts 0 must become now");
+    CHECK_MSG(d.request_id[0] == '\0', "no request_id must read as empty");
+
+    /* request_id, kept for the trainer's joiner, in both spellings and formats. */
+    const char *r = "{\"user_id\":\"u\",\"item_id\":\"i\",\"type\":2,\"requestId\":\"req-7\"}";
+    expect("json request_id", MMR_INGEST_FORMAT_JSON, r, strlen(r), OK_, &d);
+    CHECK_MSG(strcmp(d.request_id, "req-7") == 0, "request_id %s", d.request_id);
+    Mmrec__V1__Event ev = MMREC__V1__EVENT__INIT;
+    ev.user_id = "u", ev.item_id = "i", ev.type = MMREC__V1__EVENT_TYPE__CLICK, ev.request_id = "req-8";
+    uint8_t buf[64];
+    size_t n = mmrec__v1__event__pack(&ev, buf);
+    expect("pb request_id", MMR_INGEST_FORMAT_PROTOBUF, buf, n, OK_, &d);
+    CHECK_MSG(strcmp(d.request_id, "req-8") == 0, "request_id %s", d.request_id);
+    buf[n - 3] = 0; /* "req-8" → "re\0-8": a NUL inside request_id */
+    expect("pb NUL in request_id", MMR_INGEST_FORMAT_PROTOBUF, buf, n, MMR_INGEST_BAD_DECODE, &d);
 }
 
 static void test_reason_names(void) {
