@@ -81,7 +81,7 @@ typedef struct it_expect {
 static const uint32_t it_emb_dims[MMR_MODALITY_COUNT] = {8, 4, 0};
 
 /* Log level from $MMREC_TEST_LOG ("debug".."error"), else `dflt`. */
-static void it_log_level(mmr_log_level_t dflt) {
+static inline void it_log_level(mmr_log_level_t dflt) {
     const char *s = getenv("MMREC_TEST_LOG");
     int l = s ? mmr_log_level_parse(s) : -1;
     mmr_log_set_level(l >= 0 ? (mmr_log_level_t)l : dflt);
@@ -94,7 +94,7 @@ static inline uint64_t it_rand(it_env_t *e) { /* xorshift64* */
     return e->rng * 0x2545F4914F6CDD1Dull;
 }
 
-static void it_on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque) {
+static inline void it_on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque) {
     it_env_t *e = opaque;
     it_msg_t *msg = &e->msgs[(uintptr_t)m->_private];
     CHECK_MSG(m->err == 0, "test produce failed: %s", rd_kafka_err2str(m->err));
@@ -102,7 +102,7 @@ static void it_on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *op
     msg->partition = m->partition;
 }
 
-static void it_env_init(it_env_t *e) {
+static inline void it_env_init(it_env_t *e) {
     memset(e, 0, sizeof *e);
     e->rng = 0x9E3779B97F4A7C15ull;
     char errstr[512];
@@ -121,7 +121,7 @@ static void it_env_init(it_env_t *e) {
     CHECK(rd_kafka_mock_topic_create(e->mc, IT_DLQ, 1, 1) == 0);
 }
 
-static void it_env_free(it_env_t *e) {
+static inline void it_env_free(it_env_t *e) {
     rd_kafka_destroy(e->rk); /* and its mock cluster */
     for (size_t i = 0; i < e->n_msgs; i++) free(e->msgs[i].payload);
     free(e->msgs);
@@ -129,7 +129,7 @@ static void it_env_free(it_env_t *e) {
 
 /* Queues one message to topic (IT_EVENTS or IT_ITEMS): key NULL for a keyless message.
  * The payload is copied. */
-static void it_send_to(it_env_t *e, const char *topic, int32_t partition, const char *key,
+static inline void it_send_to(it_env_t *e, const char *topic, int32_t partition, const char *key,
                        const void *payload, size_t len, int reason) {
     if (e->n_msgs == e->cap) {
         e->cap = e->cap ? 2 * e->cap : 256;
@@ -152,18 +152,18 @@ static void it_send_to(it_env_t *e, const char *topic, int32_t partition, const 
     CHECK_MSG(err == 0, "producev: %s", rd_kafka_err2str(err));
 }
 
-static void it_send(it_env_t *e, int32_t partition, const char *key, const void *payload,
+static inline void it_send(it_env_t *e, int32_t partition, const char *key, const void *payload,
                     size_t len, int reason) {
     it_send_to(e, IT_EVENTS, partition, key, payload, len, reason);
 }
 
 /* Waits until every queued message is acknowledged (offsets known). */
-static void it_flush(it_env_t *e) {
+static inline void it_flush(it_env_t *e) {
     CHECK(rd_kafka_flush(e->rk, 10000) == 0);
     for (size_t i = 0; i < e->n_msgs; i++) CHECK(e->msgs[i].offset >= 0);
 }
 
-static size_t it_pb(uint8_t *buf, size_t cap, const char *event_id, const char *user_id,
+static inline size_t it_pb(uint8_t *buf, size_t cap, const char *event_id, const char *user_id,
                     const char *item_id, int type, float value, int64_t ts_ms) {
     Mmrec__V1__Event ev = MMREC__V1__EVENT__INIT;
     ev.event_id = (char *)event_id;
@@ -180,7 +180,7 @@ static size_t it_pb(uint8_t *buf, size_t cap, const char *event_id, const char *
  * byte-identical re-sends of earlier events, and n_bad malformed messages cycling through
  * every reason the decoder can give. Keys are user ids, partition = user % IT_PARTITIONS,
  * as a keyed producer would do. Adds the stream's effect to *x. */
-static void it_send_stream(it_env_t *e, int n_valid, int n_noid, int n_dup, int n_bad,
+static inline void it_send_stream(it_env_t *e, int n_valid, int n_noid, int n_dup, int n_bad,
                            it_expect_t *x) {
     enum { GOOD, NOID, DUP, BAD };
     int n = n_valid + n_noid + n_dup + n_bad, *kinds = malloc(sizeof(int) * (size_t)n);
@@ -264,14 +264,14 @@ static void it_send_stream(it_env_t *e, int n_valid, int n_noid, int n_dup, int 
     free(kinds);
 }
 
-static int it_stats_done(const mmr_ingest_stats_t *s, const it_expect_t *x) {
+static inline int it_stats_done(const mmr_ingest_stats_t *s, const it_expect_t *x) {
     uint64_t dead = 0;
     for (int r = 0; r < MMR_INGEST_BAD_COUNT; r++) dead += s->dead_lettered[r];
     return s->applied + s->duplicates + s->items_applied + dead >= x->messages;
 }
 
 /* Polls the ingest counters until the committed outcomes cover x->messages. */
-static void it_wait(mmr_ingest_t *ing, const it_expect_t *x, mmr_ingest_stats_t *s) {
+static inline void it_wait(mmr_ingest_t *ing, const it_expect_t *x, mmr_ingest_stats_t *s) {
     int64_t deadline = mmr_now_ms() + IT_WAIT_MS;
     for (;;) {
         mmr_ingest_get_stats(ing, s);
@@ -286,7 +286,7 @@ static void it_wait(mmr_ingest_t *ing, const it_expect_t *x, mmr_ingest_stats_t 
     }
 }
 
-static void it_check_stats(const char *phase, const mmr_ingest_stats_t *s, const it_expect_t *x) {
+static inline void it_check_stats(const char *phase, const mmr_ingest_stats_t *s, const it_expect_t *x) {
     CHECK_MSG(s->applied == x->applied, "%s: applied %llu, want %llu", phase,
               (unsigned long long)s->applied, (unsigned long long)x->applied);
     CHECK_MSG(s->duplicates == x->duplicates, "%s: duplicates %llu, want %llu", phase,
@@ -299,7 +299,7 @@ static void it_check_stats(const char *phase, const mmr_ingest_stats_t *s, const
                   (unsigned long long)s->dead_lettered[r], (unsigned long long)x->dead[r]);
 }
 
-static const char *it_header(rd_kafka_message_t *m, const char *name, char *buf, size_t cap) {
+static inline const char *it_header(rd_kafka_message_t *m, const char *name, char *buf, size_t cap) {
     rd_kafka_headers_t *h;
     const void *v;
     size_t n;
@@ -312,7 +312,7 @@ static const char *it_header(rd_kafka_message_t *m, const char *name, char *buf,
  * mmrec.source header): same bytes, same key, the expected reason. Returns the record
  * count, which must equal the partition's high watermark (nothing unread). Each match
  * increments it_msg_t.dlq_seen. */
-static int64_t it_read_dlq(it_env_t *e) {
+static inline int64_t it_read_dlq(it_env_t *e) {
     char errstr[512];
     rd_kafka_conf_t *c = rd_kafka_conf_new();
     CHECK(rd_kafka_conf_set(c, "bootstrap.servers", e->bootstraps, errstr, sizeof errstr) == 0);
@@ -371,7 +371,7 @@ static int64_t it_read_dlq(it_env_t *e) {
 }
 
 /* Produced messages per partition of topic: the next offset a caught-up consumer has. */
-static int64_t it_end_offset(const it_env_t *e, const char *topic, int32_t partition) {
+static inline int64_t it_end_offset(const it_env_t *e, const char *topic, int32_t partition) {
     int64_t end = 0;
     for (size_t i = 0; i < e->n_msgs; i++)
         if (strcmp(e->msgs[i].topic, topic) == 0 && e->msgs[i].partition == partition &&
@@ -508,7 +508,7 @@ static inline void it_send_items(it_env_t *e, int n_put, int n_del, int n_bad, i
 /* The ingest configuration every test starts from: small batches so a run spans many. The
  * mock group coordinator (librdkafka 2.0) makes a member joining after a LeaveGroup wait
  * session.timeout.ms - 1 s (45 s by default) instead of rebalancing at once: keep it short. */
-static mmr_ingest_conf_t it_conf(const it_env_t *e, const char *group) {
+static inline mmr_ingest_conf_t it_conf(const it_env_t *e, const char *group) {
     static const char *const props[] = {"consumer.session.timeout.ms=6000",
                                         "consumer.heartbeat.interval.ms=500"};
     return (mmr_ingest_conf_t){.brokers = e->bootstraps,
