@@ -1,16 +1,37 @@
-/* cli_gen.c — `mmrec gen`: a synthetic multimodal dataset with planted structure.
+/* cli_gen.c — `mmrec gen`: a synthetic multimodal dataset with planted structure, and the
+ * ranking quality of an oracle that knows it. Not an evaluator of models (that is replay).
  *
- * Latent topics (K of them, each a random vector in R^8) generate every item's text,
- * image and video embeddings through three different random linear maps plus noise;
- * some modalities are missing per item. Each user prefers two topics and, halfway
- * through the log, swaps one of them (drift). Sessions show slates of 10 random items
- * (IMPRESSION, with a request_id); the user clicks an item of a preferred topic with
- * p = 0.5 and any other with p = 0.03; a click on an item with video is followed by a
- * WATCH, and sometimes a LIKE. Same seed, same files.
+ * Items: each has a topic t and a latent vector z = c_t + 0.6·g (c_t the topic's centre,
+ * g the item's own deviation, both N(0, I) in R^16). The latent is cut into four blocks of
+ * four, A B C D, and each modality sees a different part of it through its own random
+ * linear map plus its own noise: text sees A B C (noise 0.4), image B C D (0.5), video A D
+ * (0.3). Every block is seen by exactly two modalities, so each modality carries
+ * information the others only partly hold, and modalities are missing per item (present
+ * with p = 0.9, 0.8, 0.6): removing any one modality loses signal for a content model.
+ * Exposure: an item's chance to fill a slate slot is Zipf (exponent 0.7) over a random
+ * popularity order, independent of its topic.
  *
- * Output: DIR/items.jsonl ({"item_id","topic","text_emb","image_emb","video_emb"}) and
- * DIR/events.tsv (ts_ms, user_id, item_id, type, value, request_id). */
+ * Users: two favourite topics and a personal deviation: p = c_f0 + c_f1 + 0.6·g_u. At a
+ * point drawn per user in [0.3, 0.7] of the log, f1 is replaced by another topic (drift).
+ * Sessions show a slate of 10 distinct items (IMPRESSION, one request_id per slate); the
+ * user clicks each with p = σ(5·(p·z)/16 − 4.5) (about 0.37 on a favourite topic, 0.03
+ * elsewhere); a click on an item with video is followed by a WATCH of 3 + 100·p·U(0.5, 1.5)
+ * seconds, and a LIKE with probability p/2.
+ *
+ * Oracle (leave-one-out): per user with at least 3 distinct positive items (as
+ * mmr_event_is_positive says), the target is the last item that became positive for the
+ * first time; the user's other positive items are masked; all other items are ranked by
+ * the true P(item fills a slot) · P(click | shown) under the user's state at the target
+ * event (the Bayes ranking for "the next newly engaged item"), with the pessimistic
+ * ties of eval_metrics.h. An exposure-only ranking (true popularity) is reported next to it.
+ *
+ * Output: DIR/items.jsonl ({"item_id","topic","text_emb","image_emb","video_emb"}),
+ * DIR/events.tsv (ts_ms, user_id, item_id, type, value, request_id; ts strictly increasing),
+ * DIR/meta.json (the parameters) and DIR/oracle.json (docs/REPLAY.md). Same seed, same
+ * bytes. Events are streamed: memory is O(users + items + distinct (user, positive item)
+ * pairs), the last for the oracle's masks (8 to 16 bytes each). */
 #include <errno.h>
+#include <jansson.h>
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -19,39 +40,383 @@
 #include <sys/stat.h>
 
 #include "cli.h"
+#include "eval_metrics.h"
+#include "mmr_fstore.h"
 #include "mmr_rand.h"
 
-#define LATENT 8
+#define LATENT 16
+#define BLOCK 4          /* latent coordinates per block; blocks A..D */
+#define SLATE 10
+#define ITEM_SPREAD 0.6
+#define USER_SPREAD 0.6
+#define ZIPF 0.7
+#define ALPHA 5.0        /* click logit = ALPHA·(p·z)/LATENT + BETA */
+#define BETA (-4.5)
+#define ORACLE_MIN_POSITIVES 3
+#define EMPTY_KEY UINT64_MAX
+
+static const char *const modality[MMR_MODALITY_COUNT] = {"text", "image", "video"};
+static const double present[MMR_MODALITY_COUNT] = {0.9, 0.8, 0.6};
+static const double noise[MMR_MODALITY_COUNT] = {0.4, 0.5, 0.3};
+static const unsigned blocks[MMR_MODALITY_COUNT] = {0x7, 0xE, 0x9}; /* bit b: sees block b */
+static const int oracle_ks[] = {1, 5, 10, 20, 50}; /* [2] = 10 is the summary line's */
+
+typedef struct user {
+    float g[LATENT];    /* personal deviation */
+    int fav[3];         /* favourites; fav[2] replaces fav[1] after the drift */
+    long drift_at;      /* events written before this user drifts */
+    uint32_t target;    /* last item that became positive for the first time */
+    uint32_t n_pos;     /* distinct positive items */
+    int target_drifted; /* the user's state when target became positive */
+} user_t;
+
+/* Open-addressing set of (user << 32 | item) keys, EMPTY_KEY = free slot. */
+typedef struct pairset {
+    uint64_t *slot; /* [cap], cap a power of two, at most half full */
+    size_t cap, n;
+} pairset_t;
+
+typedef struct gen {
+    long users, items, topics, events, written;
+    uint64_t seed;
+    int dims[MMR_MODALITY_COUNT];
+    int64_t start_ms;
+    float *center;      /* [topics][LATENT] */
+    float *z;           /* [items][LATENT] */
+    float *map[MMR_MODALITY_COUNT]; /* [dims[m]][LATENT], zero columns for unseen blocks */
+    int *topic;         /* [items] */
+    uint8_t *has_video; /* [items] */
+    uint32_t *by_pop;   /* [items] item indices, most exposed first */
+    double *cdf;        /* [items] cumulative exposure over by_pop order, last = 1 */
+    float *inv_w;       /* [items] 1 / P(item fills a slot) */
+    user_t *user;       /* [users] */
+    pairset_t pos;
+} gen_t;
 
 static double rng_gauss(uint64_t *s) {
     double u = mmr_rand_uniform(s) + 1e-12, v = mmr_rand_uniform(s);
     return sqrt(-2.0 * log(u)) * cos(6.283185307179586 * v);
 }
 
-/* Writes one modality: emb = map (d×LATENT) · topic + 0.3·noise, as a JSON array. */
-static void write_emb(FILE *f, const char *name, const float *map, int d, const float *topic, uint64_t *rng) {
-    fprintf(f, ",\"%s\":[", name);
-    for (int r = 0; r < d; r++) {
-        double x = 0.3 * rng_gauss(rng);
-        for (int c = 0; c < LATENT; c++) x += map[r * LATENT + c] * topic[c];
+/* Returns 1 when key was added, 0 when present, -1 out of memory. */
+static int pairset_add(pairset_t *ps, uint64_t key) {
+    if (2 * (ps->n + 1) > ps->cap) {
+        size_t cap = ps->cap ? 2 * ps->cap : 1024;
+        pairset_t grown = {.slot = malloc(sizeof(uint64_t) * cap), .cap = cap};
+        if (!grown.slot) return -1;
+        memset(grown.slot, 0xff, sizeof(uint64_t) * cap);
+        for (size_t i = 0; i < ps->cap; i++)
+            if (ps->slot[i] != EMPTY_KEY) pairset_add(&grown, ps->slot[i]);
+        free(ps->slot);
+        *ps = grown;
+    }
+    uint64_t s = key;
+    for (size_t i = mmr_rand_next(&s) & (ps->cap - 1);; i = (i + 1) & (ps->cap - 1)) {
+        if (ps->slot[i] == key) return 0;
+        if (ps->slot[i] == EMPTY_KEY) {
+            ps->slot[i] = key;
+            ps->n++;
+            return 1;
+        }
+    }
+}
+
+static int cmp_u64(const void *a, const void *b) {
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return (x > y) - (x < y);
+}
+
+/* Four partial sums: a short dependency chain the compiler turns into one vector lane each. */
+static float click_logit(const float *p, const float *z) {
+    float d[4] = {0, 0, 0, 0};
+    for (int c = 0; c < LATENT; c += 4)
+        for (int k = 0; k < 4; k++) d[k] += p[c + k] * z[c + k];
+    return (float)ALPHA * ((d[0] + d[1]) + (d[2] + d[3])) / LATENT + (float)BETA;
+}
+
+/* p[LATENT] = the preference of user u before or after its drift. */
+static void user_pref(const gen_t *g, long u, int drifted, float *p) {
+    const user_t *us = &g->user[u];
+    const float *a = &g->center[us->fav[0] * LATENT], *b = &g->center[us->fav[drifted ? 2 : 1] * LATENT];
+    for (int c = 0; c < LATENT; c++) p[c] = a[c] + b[c] + (float)USER_SPREAD * us->g[c];
+}
+
+/* One modality of item i: emb = map · z + noise, as a JSON array. */
+static void write_emb(FILE *f, const gen_t *g, int m, const float *z, uint64_t *rng) {
+    fprintf(f, ",\"%s_emb\":[", modality[m]);
+    for (int r = 0; r < g->dims[m]; r++) {
+        double x = noise[m] * rng_gauss(rng);
+        for (int c = 0; c < LATENT; c++) x += g->map[m][r * LATENT + c] * z[c];
         fprintf(f, "%s%.5f", r ? "," : "", x);
     }
     fputc(']', f);
+}
+
+/* Topics, modality maps, items (written to fi) and their exposure. */
+static void gen_catalog(gen_t *g, FILE *fi, uint64_t *rng) {
+    for (long i = 0; i < g->topics * LATENT; i++) g->center[i] = (float)rng_gauss(rng);
+    for (int m = 0; m < MMR_MODALITY_COUNT; m++) {
+        int seen = __builtin_popcount(blocks[m]) * BLOCK;
+        for (long i = 0; i < (long)g->dims[m] * LATENT; i++) {
+            int block = (int)(i % LATENT) / BLOCK;
+            g->map[m][i] = (blocks[m] >> block & 1) ? (float)(rng_gauss(rng) / sqrt(seen)) : 0.0f;
+        }
+    }
+    for (long i = 0; i < g->items; i++) {
+        float *z = &g->z[i * LATENT];
+        g->topic[i] = (int)(mmr_rand_next(rng) % (uint64_t)g->topics);
+        for (int c = 0; c < LATENT; c++) z[c] = g->center[g->topic[i] * LATENT + c] + (float)(ITEM_SPREAD * rng_gauss(rng));
+        fprintf(fi, "{\"item_id\":\"i%ld\",\"topic\":%d", i, g->topic[i]);
+        g->has_video[i] = 0;
+        for (int m = 0; m < MMR_MODALITY_COUNT; m++) {
+            if (mmr_rand_uniform(rng) >= present[m]) continue;
+            if (m == MMR_MODALITY_VIDEO) g->has_video[i] = 1;
+            write_emb(fi, g, m, z, rng);
+        }
+        fputs("}\n", fi);
+    }
+    for (long r = 0; r < g->items; r++) g->by_pop[r] = (uint32_t)r;
+    for (long r = g->items - 1; r > 0; r--) { /* Fisher-Yates: a random popularity order */
+        long k = (long)(mmr_rand_next(rng) % (uint64_t)(r + 1));
+        uint32_t t = g->by_pop[r];
+        g->by_pop[r] = g->by_pop[k];
+        g->by_pop[k] = t;
+    }
+    double total = 0;
+    for (long r = 0; r < g->items; r++) g->cdf[r] = total += pow((double)r + 1, -ZIPF);
+    for (long r = 0; r < g->items; r++) {
+        g->inv_w[g->by_pop[r]] = (float)(total / pow((double)r + 1, -ZIPF));
+        g->cdf[r] /= total;
+    }
+    g->cdf[g->items - 1] = 1.0;
+}
+
+/* An item drawn by exposure. */
+static uint32_t draw_item(const gen_t *g, uint64_t *rng) {
+    double x = mmr_rand_uniform(rng);
+    long lo = 0, hi = g->items - 1;
+    while (lo < hi) {
+        long mid = (lo + hi) / 2;
+        if (g->cdf[mid] > x) hi = mid;
+        else lo = mid + 1;
+    }
+    return g->by_pop[lo];
+}
+
+/* Writes one event line and records positives for the oracle. Returns -1 out of memory. */
+static int emit(gen_t *g, FILE *fe, int64_t ts, long u, uint32_t it, mmr_event_type_t type, double value,
+                const char *rid, int drifted) {
+    static const char *const names[MMR_EV_TYPE_COUNT] = {[MMR_EV_IMPRESSION] = "IMPRESSION", [MMR_EV_CLICK] = "CLICK",
+                                                         [MMR_EV_WATCH] = "WATCH", [MMR_EV_LIKE] = "LIKE"};
+    value = nearbyint(value); /* what the file says is what counts as positive */
+    fprintf(fe, "%lld\tu%ld\ti%u\t%s\t%.0f\t%s\n", (long long)ts, u, it, names[type], value, rid);
+    g->written++;
+    mmr_event_t ev = {.type = type, .value = (float)value};
+    if (!mmr_event_is_positive(&ev)) return 0;
+    int added = pairset_add(&g->pos, (uint64_t)u << 32 | it);
+    if (added == 1) {
+        g->user[u].target = it;
+        g->user[u].target_drifted = drifted;
+        g->user[u].n_pos++;
+    }
+    return added < 0 ? -1 : 0;
+}
+
+/* Users and the event log (written to fe). Returns -1 out of memory. */
+static int gen_events(gen_t *g, FILE *fe, uint64_t *rng) {
+    for (long u = 0; u < g->users; u++) {
+        user_t *us = &g->user[u];
+        for (int c = 0; c < LATENT; c++) us->g[c] = (float)rng_gauss(rng);
+        us->fav[0] = (int)(mmr_rand_next(rng) % (uint64_t)g->topics);
+        us->fav[1] = (int)((us->fav[0] + 1 + mmr_rand_next(rng) % (uint64_t)(g->topics - 1)) % g->topics);
+        us->fav[2] = (int)(mmr_rand_next(rng) % (uint64_t)g->topics);
+        us->drift_at = (long)((0.3 + 0.4 * mmr_rand_uniform(rng)) * (double)g->events);
+    }
+    int64_t ts = g->start_ms;
+    long session = 0;
+    float p[LATENT];
+    while (g->written < g->events) {
+        long u = (long)(mmr_rand_next(rng) % (uint64_t)g->users);
+        int drifted = g->written >= g->user[u].drift_at;
+        user_pref(g, u, drifted, p);
+        char rid[32];
+        snprintf(rid, sizeof rid, "s%ld", session++);
+        uint32_t slate[SLATE];
+        for (int slot = 0; slot < SLATE && g->written < g->events; slot++) {
+            uint32_t it = 0;
+            int dup = 1;
+            for (int tries = 0; dup && tries < 20; tries++) { /* distinct items in a slate */
+                it = draw_item(g, rng);
+                dup = 0;
+                for (int k = 0; k < slot; k++) dup |= slate[k] == it;
+            }
+            slate[slot] = it;
+            ts += 1 + (int64_t)(mmr_rand_next(rng) % 2000);
+            if (emit(g, fe, ts, u, it, MMR_EV_IMPRESSION, 1, rid, drifted)) return -1;
+            double pr = 1.0 / (1.0 + exp(-(double)click_logit(p, &g->z[(size_t)it * LATENT])));
+            if (mmr_rand_uniform(rng) >= pr || g->written >= g->events) continue;
+            if (emit(g, fe, ++ts, u, it, MMR_EV_CLICK, 1, rid, drifted)) return -1;
+            if (g->has_video[it] && g->written < g->events &&
+                emit(g, fe, ++ts, u, it, MMR_EV_WATCH, 3 + 100 * pr * (0.5 + mmr_rand_uniform(rng)), rid, drifted))
+                return -1;
+            if (mmr_rand_uniform(rng) < pr / 2 && g->written < g->events &&
+                emit(g, fe, ++ts, u, it, MMR_EV_LIKE, 1, rid, drifted))
+                return -1;
+        }
+    }
+    return 0;
+}
+
+/* Oracle score of item j for preference p: −1 / (P(j fills a slot) · P(click | shown)) =
+ * −inv_w·(1 + e^−logit), which orders items as log P(slot) + log P(click | shown) does, with
+ * one exp and no log. p NULL: exposure alone (−inv_w). */
+static float oracle_score(const gen_t *g, uint32_t j, const float *p) {
+    return p ? -g->inv_w[j] * (1.0f + expf(-click_logit(p, &g->z[(size_t)j * LATENT]))) : -g->inv_w[j];
+}
+
+/* Rank of user u's target among unmasked items (stamp[j] == u + 1 marks u's other
+ * positives). Items are visited most exposed first and the walk stops at the first whose
+ * −inv_w is below the target's score: every later item scores at most its −inv_w (as
+ * 1 + e^−logit ≥ 1, in float rounding too), so the rank equals mmr_eval_rank_of over the
+ * whole catalogue. cand is [items + 1] floats of scratch. */
+static long oracle_rank(const gen_t *g, long u, const uint32_t *stamp, const float *p, float *cand) {
+    uint32_t t = g->user[u].target;
+    float st = oracle_score(g, t, p);
+    size_t n = 0;
+    for (long r = 0; r < g->items; r++) {
+        uint32_t j = g->by_pop[r];
+        if (-g->inv_w[j] < st) break;
+        if (j == t || stamp[j] == (uint32_t)u + 1) continue;
+        cand[n++] = oracle_score(g, j, p);
+    }
+    cand[n] = st;
+    return mmr_eval_rank_of(cand, NULL, n + 1, n);
+}
+
+static json_t *results_json(const mmr_eval_results_t *r) {
+    json_t *recall = json_object(), *ndcg = json_object();
+    for (size_t j = 0; j < r->n_ks; j++) {
+        char k[16];
+        snprintf(k, sizeof k, "%d", r->ks[j]);
+        json_object_set_new(recall, k, json_real(r->recall[j]));
+        json_object_set_new(ndcg, k, json_real(r->ndcg[j]));
+    }
+    return json_pack("{s:o, s:o, s:f}", "recall", recall, "ndcg", ndcg, "mrr", r->mrr);
+}
+
+/* The leave-one-out oracle over the recorded positives (consumes g->pos: its keys are
+ * sorted in place); writes path and prints a summary. Returns 0, or -1 (message printed). */
+static int gen_oracle(gen_t *g, const char *path) {
+    size_t n = 0;
+    for (size_t i = 0; i < g->pos.cap; i++) /* compact the keys to the front, then group by user */
+        if (g->pos.slot[i] != EMPTY_KEY) g->pos.slot[n++] = g->pos.slot[i];
+    qsort(g->pos.slot, n, sizeof(uint64_t), cmp_u64);
+    uint32_t *stamp = calloc((size_t)g->items, sizeof(uint32_t));
+    float *cand = malloc(sizeof(float) * ((size_t)g->items + 1)), p[LATENT];
+    mmr_eval_acc_t *acc[2] = {NULL, NULL}; /* oracle, exposure only */
+    mmr_err_t err = {0};
+    size_t nk = sizeof oracle_ks / sizeof oracle_ks[0];
+    if (!stamp || !cand || mmr_eval_acc_new(oracle_ks, nk, 0, &acc[0], &err) ||
+        mmr_eval_acc_new(oracle_ks, nk, 0, &acc[1], &err)) {
+        fprintf(stderr, "mmrec gen: oracle: out of memory\n");
+        free(stamp);
+        free(cand);
+        mmr_eval_acc_free(acc[0]);
+        return -1;
+    }
+    for (size_t i = 0; i < n;) {
+        long u = (long)(g->pos.slot[i] >> 32);
+        size_t end = i;
+        while (end < n && (long)(g->pos.slot[end] >> 32) == u) stamp[(uint32_t)g->pos.slot[end++]] = (uint32_t)u + 1;
+        i = end;
+        if (g->user[u].n_pos < ORACLE_MIN_POSITIVES) continue;
+        user_pref(g, u, g->user[u].target_drifted, p);
+        long rank = oracle_rank(g, u, stamp, p, cand);
+        mmr_eval_acc_add_ranks(acc[0], &rank, 1);
+        rank = oracle_rank(g, u, stamp, NULL, cand);
+        mmr_eval_acc_add_ranks(acc[1], &rank, 1);
+    }
+    mmr_eval_results_t res[2];
+    mmr_eval_acc_results(acc[0], &res[0]);
+    mmr_eval_acc_results(acc[1], &res[1]);
+    json_t *root = json_pack(
+        "{s:s, s:s, s:s, s:s, s:i, s:I, s:I, s:o, s:o}", "protocol", "leave-one-out",
+        "target", "per user, the last item that became positive for the first time; the user's other positive items are masked",
+        "score", "true P(item fills a slate slot) * P(click | shown), user state at the target event",
+        "ties", "pessimistic", "min_user_positives", ORACLE_MIN_POSITIVES, "users", (json_int_t)res[0].users,
+        "users_skipped", (json_int_t)(g->users - res[0].users), "oracle", results_json(&res[0]),
+        "exposure_only", results_json(&res[1]));
+    int rc = json_dump_file(root, path, JSON_INDENT(2) | JSON_REAL_PRECISION(6)) == 0 ? 0 : -1;
+    if (rc) fprintf(stderr, "mmrec gen: cannot write %s\n", path);
+    else
+        printf("oracle (leave-one-out, %ld users): Recall@10 %.4f NDCG@10 %.4f MRR %.4f; exposure only: Recall@10 %.4f\n",
+               res[0].users, res[0].recall[2], res[0].ndcg[2], res[0].mrr, res[1].recall[2]);
+    json_decref(root);
+    mmr_eval_acc_free(acc[0]);
+    mmr_eval_acc_free(acc[1]);
+    free(stamp);
+    free(cand);
+    return rc;
+}
+
+static int write_meta(const gen_t *g, const char *path) {
+    json_t *mods = json_object();
+    for (int m = 0; m < MMR_MODALITY_COUNT; m++) {
+        json_t *seen = json_array();
+        for (int b = 0; b < 4; b++)
+            if (blocks[m] >> b & 1) json_array_append_new(seen, json_stringn(&"ABCD"[b], 1));
+        json_object_set_new(mods, modality[m], json_pack("{s:i, s:f, s:f, s:o}", "dim", g->dims[m], "present",
+                                                         present[m], "noise", noise[m], "latent_blocks", seen));
+    }
+    json_t *root = json_pack(
+        "{s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:o, s:i, s:i, s:f, s:f, s:f, s:i, s:{s:f, s:f}, s:[f, f]}",
+        "generator", "mmrec gen", "seed", (json_int_t)g->seed, "users", (json_int_t)g->users, "items",
+        (json_int_t)g->items, "topics", (json_int_t)g->topics, "events_requested", (json_int_t)g->events,
+        "events_written", (json_int_t)g->written, "start_ms", (json_int_t)g->start_ms, "modalities", mods,
+        "latent_dim", LATENT, "latent_block", BLOCK, "item_spread", ITEM_SPREAD, "user_spread", USER_SPREAD,
+        "exposure_zipf", ZIPF, "slate", SLATE, "click_logit", "alpha", ALPHA, "beta", BETA, "drift_fraction", 0.3, 0.7);
+    int rc = json_dump_file(root, path, JSON_INDENT(2) | JSON_REAL_PRECISION(6)) == 0 ? 0 : -1;
+    if (rc) fprintf(stderr, "mmrec gen: cannot write %s\n", path);
+    json_decref(root);
+    return rc;
+}
+
+static void gen_free(gen_t *g) {
+    free(g->center);
+    free(g->z);
+    for (int m = 0; m < MMR_MODALITY_COUNT; m++) free(g->map[m]);
+    free(g->topic);
+    free(g->has_video);
+    free(g->by_pop);
+    free(g->cdf);
+    free(g->inv_w);
+    free(g->user);
+    free(g->pos.slot);
+}
+
+static FILE *open_out(const char *dir, const char *name) {
+    char path[4096];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    FILE *f = fopen(path, "w");
+    if (!f) fprintf(stderr, "mmrec gen: cannot write %s: %s\n", path, strerror(errno));
+    else setvbuf(f, NULL, _IOFBF, 1 << 20);
+    return f;
 }
 
 int mmr_cli_gen(int argc, char **argv) {
     static const char *const valued[] = {"out", "users", "items", "topics", "events", "seed", "dims", "start-ms", NULL};
     if (!mmr_cli_check_opts(argc, argv, valued, NULL)) return 2;
     const char *out = mmr_cli_opt(argc, argv, "out", NULL);
-    long users = atol(mmr_cli_opt(argc, argv, "users", "1000"));
-    long items = atol(mmr_cli_opt(argc, argv, "items", "500"));
-    long topics = atol(mmr_cli_opt(argc, argv, "topics", "10"));
-    long events = atol(mmr_cli_opt(argc, argv, "events", "100000"));
-    uint64_t rng = strtoull(mmr_cli_opt(argc, argv, "seed", "42"), NULL, 10);
-    int dims[3];
-    if (!out || users < 1 || items < 10 || topics < 2 || events < 1 ||
-        sscanf(mmr_cli_opt(argc, argv, "dims", "384,512,512"), "%d,%d,%d", &dims[0], &dims[1], &dims[2]) != 3 ||
-        dims[0] < 1 || dims[1] < 1 || dims[2] < 1) {
+    gen_t g = {.users = atol(mmr_cli_opt(argc, argv, "users", "1000")),
+               .items = atol(mmr_cli_opt(argc, argv, "items", "500")),
+               .topics = atol(mmr_cli_opt(argc, argv, "topics", "10")),
+               .events = atol(mmr_cli_opt(argc, argv, "events", "100000")),
+               .seed = strtoull(mmr_cli_opt(argc, argv, "seed", "42"), NULL, 10),
+               .start_ms = strtoll(mmr_cli_opt(argc, argv, "start-ms", "1767225600000"), NULL, 10)}; /* 2026-01-01 */
+    if (!out || g.users < 1 || g.users > INT32_MAX || g.items < SLATE || g.items > INT32_MAX || g.topics < 2 ||
+        g.events < 1 ||
+        sscanf(mmr_cli_opt(argc, argv, "dims", "384,512,512"), "%d,%d,%d", &g.dims[0], &g.dims[1], &g.dims[2]) != 3 ||
+        g.dims[0] < 1 || g.dims[1] < 1 || g.dims[2] < 1) {
         fprintf(stderr, "usage: mmrec gen --out DIR [--users N>=1] [--items N>=10] [--topics N>=2] "
                         "[--events N>=1] [--seed S] [--dims T,I,V] [--start-ms MS]\n");
         return 2;
@@ -60,78 +425,45 @@ int mmr_cli_gen(int argc, char **argv) {
         fprintf(stderr, "mmrec gen: mkdir %s: %s\n", out, strerror(errno));
         return 1;
     }
-    float *topic = malloc(sizeof(float) * (size_t)topics * LATENT);
-    float *maps[3];
-    for (int m = 0; m < 3; m++) maps[m] = malloc(sizeof(float) * (size_t)dims[m] * LATENT);
-    int *item_topic = malloc(sizeof(int) * (size_t)items);
-    unsigned char *has_video = malloc((size_t)items);
-    int *fav = malloc(sizeof(int) * (size_t)users * 3); /* two favourites + the drift target */
-    for (long i = 0; i < topics * LATENT; i++) topic[i] = (float)rng_gauss(&rng);
-    for (int m = 0; m < 3; m++)
-        for (long i = 0; i < (long)dims[m] * LATENT; i++) maps[m][i] = (float)(rng_gauss(&rng) / sqrt(LATENT));
-
-    char path[4096];
-    snprintf(path, sizeof path, "%s/items.jsonl", out);
-    FILE *fi = fopen(path, "w");
-    snprintf(path, sizeof path, "%s/events.tsv", out);
-    FILE *fe = fopen(path, "w");
-    if (!fi || !fe) {
-        fprintf(stderr, "mmrec gen: cannot write into %s\n", out);
+    size_t ni = (size_t)g.items;
+    g.center = malloc(sizeof(float) * (size_t)g.topics * LATENT);
+    g.z = malloc(sizeof(float) * ni * LATENT);
+    for (int m = 0; m < MMR_MODALITY_COUNT; m++) g.map[m] = malloc(sizeof(float) * (size_t)g.dims[m] * LATENT);
+    g.topic = malloc(sizeof(int) * ni);
+    g.has_video = malloc(ni);
+    g.by_pop = malloc(sizeof(uint32_t) * ni);
+    g.cdf = malloc(sizeof(double) * ni);
+    g.inv_w = malloc(sizeof(float) * ni);
+    g.user = calloc((size_t)g.users, sizeof(user_t));
+    if (!g.center || !g.z || !g.map[0] || !g.map[1] || !g.map[2] || !g.topic || !g.has_video || !g.by_pop ||
+        !g.cdf || !g.inv_w || !g.user) {
+        fprintf(stderr, "mmrec gen: out of memory\n");
+        gen_free(&g);
         return 1;
     }
-    static const char *const names[3] = {"text_emb", "image_emb", "video_emb"};
-    static const double present[3] = {0.9, 0.8, 0.6};
-    for (long i = 0; i < items; i++) {
-        item_topic[i] = (int)(mmr_rand_next(&rng) % (uint64_t)topics);
-        fprintf(fi, "{\"item_id\":\"i%ld\",\"topic\":%d", i, item_topic[i]);
-        has_video[i] = 0;
-        for (int m = 0; m < 3; m++) {
-            if (mmr_rand_uniform(&rng) >= present[m]) continue;
-            if (m == 2) has_video[i] = 1;
-            write_emb(fi, names[m], maps[m], dims[m], &topic[item_topic[i] * LATENT], &rng);
-        }
-        fputs("}\n", fi);
+    uint64_t rng = g.seed;
+    int rc = 1;
+    FILE *fi = open_out(out, "items.jsonl"), *fe = fi ? open_out(out, "events.tsv") : NULL;
+    if (fe) {
+        gen_catalog(&g, fi, &rng);
+        rc = gen_events(&g, fe, &rng) != 0;
+        if (rc) fprintf(stderr, "mmrec gen: out of memory for the oracle's positives\n");
     }
-    for (long u = 0; u < users; u++) {
-        fav[u * 3] = (int)(mmr_rand_next(&rng) % (uint64_t)topics);
-        fav[u * 3 + 1] = (int)((fav[u * 3] + 1 + mmr_rand_next(&rng) % (uint64_t)(topics - 1)) % topics);
-        fav[u * 3 + 2] = (int)(mmr_rand_next(&rng) % (uint64_t)topics);
+    int close_failed = fi && fclose(fi) != 0;
+    if (fe && fclose(fe) != 0) close_failed = 1;
+    if (close_failed && !rc) {
+        fprintf(stderr, "mmrec gen: write failed in %s\n", out);
+        rc = 1;
     }
-    int64_t ts = strtoll(mmr_cli_opt(argc, argv, "start-ms", "1767225600000"), NULL, 10); /* 2026-01-01 */
-    long written = 0, session = 0;
-    while (written < events) {
-        long u = (long)(mmr_rand_next(&rng) % (uint64_t)users);
-        int drifted = written > events / 2;
-        int f0 = fav[u * 3], f1 = drifted ? fav[u * 3 + 2] : fav[u * 3 + 1];
-        char rid[32];
-        snprintf(rid, sizeof rid, "s%ld", session++);
-        for (int slot = 0; slot < 10 && written < events; slot++) {
-            long it = (long)(mmr_rand_next(&rng) % (uint64_t)items);
-            ts += 1 + (int64_t)(mmr_rand_next(&rng) % 2000);
-            fprintf(fe, "%lld\tu%ld\ti%ld\tIMPRESSION\t1\t%s\n", (long long)ts, u, it, rid);
-            written++;
-            int liked = item_topic[it] == f0 || item_topic[it] == f1;
-            if (mmr_rand_uniform(&rng) >= (liked ? 0.5 : 0.03) || written >= events) continue;
-            fprintf(fe, "%lld\tu%ld\ti%ld\tCLICK\t1\t%s\n", (long long)++ts, u, it, rid);
-            written++;
-            if (has_video[it] && written < events) {
-                fprintf(fe, "%lld\tu%ld\ti%ld\tWATCH\t%.0f\t%s\n", (long long)++ts, u, it,
-                        liked ? 20 + 100 * mmr_rand_uniform(&rng) : 3 + 10 * mmr_rand_uniform(&rng), rid);
-                written++;
-            }
-            if (liked && mmr_rand_uniform(&rng) < 0.2 && written < events) {
-                fprintf(fe, "%lld\tu%ld\ti%ld\tLIKE\t1\t%s\n", (long long)++ts, u, it, rid);
-                written++;
-            }
-        }
+    if (rc == 0) {
+        printf("wrote %ld items and %ld events (%ld users, %ld topics) to %s\n", g.items, g.written, g.users,
+               g.topics, out);
+        char path[4096];
+        snprintf(path, sizeof path, "%s/meta.json", out);
+        rc = write_meta(&g, path) ? 1 : 0;
+        snprintf(path, sizeof path, "%s/oracle.json", out);
+        if (rc == 0 && gen_oracle(&g, path) != 0) rc = 1;
     }
-    int rc = (fclose(fi) | fclose(fe)) ? 1 : 0;
-    if (rc) fprintf(stderr, "mmrec gen: write failed in %s\n", out);
-    else printf("wrote %ld items and %ld events (%ld users, %ld topics) to %s\n", items, written, users, topics, out);
-    free(topic);
-    for (int m = 0; m < 3; m++) free(maps[m]);
-    free(item_topic);
-    free(has_video);
-    free(fav);
+    gen_free(&g);
     return rc;
 }
