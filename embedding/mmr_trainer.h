@@ -9,8 +9,9 @@
  * snapshot, so a history item is encoded once per published version, not once per use.
  *
  * A snapshot is a copy of the weights (mmr_tower_clone) to publish; the trainer keeps
- * training its own copy. Checkpoints hold the weights, the optimizer state, the counters
- * and an opaque caller blob (Kafka offsets), so a restarted trainer continues exactly.
+ * training its own copy. Checkpoints hold the weights, the optimizer state, the counters,
+ * the item-vector cache and an opaque caller blob (Kafka offsets), so a restarted trainer
+ * fed the same examples continues bit for bit (same config, batch size and cache size).
  *
  * Threads: a trainer is single-threaded (one owner thread); snapshots it returns are
  * independent towers that any thread may read. Not in here: joining labels, feature-store
@@ -38,7 +39,7 @@ typedef struct mmr_tower_item_in {
 /* One labelled example: user (history + id) × item. Borrowed for mmr_trainer_add. */
 typedef struct mmr_example {
     mmr_tower_item_in_t item;
-    int hist_len;                     /* [0, hist_len of the config]; extra entries ignored */
+    int hist_len;                     /* >= 0; only the first L (config hist_len) are used */
     const mmr_tower_item_in_t *hist;  /* [hist_len], most recent first */
     const int32_t *hist_type;         /* [hist_len], event type in [0, n_event_types) */
     const float *hist_age;            /* [hist_len], hours before the example, >= 0 */
@@ -66,17 +67,25 @@ typedef struct mmr_trainer_stats {
     float loss_ewma;         /* exponential average of step losses (alpha 0.05) */
 } mmr_trainer_stats_t;
 
-/* Creates a trainer with fresh weights (conf->seed). be is borrowed (NULL = CPU).
- * Errors: MMR_ERR_INVALID, MMR_ERR_NOMEM. *out owned: mmr_trainer_free. */
+/* Creates a trainer with fresh weights (conf->seed). be is borrowed (NULL = CPU) and used
+ * for training and for encoding history items; it must outlive the trainer.
+ * Errors: MMR_ERR_INVALID (tower config, optimizer, batch_size > 65536, item_cache_max >
+ * 2^24), MMR_ERR_UNSUPPORTED (the backend cannot train), MMR_ERR_NOMEM.
+ * *out owned: mmr_trainer_free. */
 mmr_status_t mmr_trainer_new(const mmr_trainer_conf_t *conf, mmr_tower_backend_t *be,
                              mmr_trainer_t **out, mmr_err_t *err);
 void mmr_trainer_free(mmr_trainer_t *tr); /* NULL is a no-op */
 
-/* Copies ex into the pending batch; runs a train step when the batch is full.
- * Errors: MMR_ERR_INVALID (bad widths/ids/non-finite input: the example is skipped, the
- * trainer stays usable), MMR_ERR_NOMEM, errors of mmr_tower_train_step. */
+/* Copies ex into the pending batch; runs a train step when the batch is full. Checked:
+ * finite features, id buckets in [-1, n), event types in [0, T), ages finite >= 0,
+ * hist_len >= 0, popularity finite >= 0, recency finite, label in [0, 1]. A history item's
+ * features are read (and checked) only on a cache miss.
+ * Errors: MMR_ERR_INVALID (the example is skipped, the trainer stays usable), MMR_ERR_NOMEM,
+ * errors of the encoder and of mmr_tower_train_step (the example was added; a failed step
+ * drops the pending batch). */
 mmr_status_t mmr_trainer_add(mmr_trainer_t *tr, const mmr_example_t *ex, mmr_err_t *err);
-/* Trains on the pending examples now (a short batch); no-op when none are pending. */
+/* Trains on the pending examples now (a short batch); no-op when none are pending.
+ * Errors: of mmr_tower_train_step (the pending batch is dropped). */
 mmr_status_t mmr_trainer_flush(mmr_trainer_t *tr, mmr_err_t *err);
 /* Flush, then a copy of the current weights (owned by the caller), and the item-vector
  * cache is emptied. Errors: as flush, MMR_ERR_NOMEM. */
@@ -85,14 +94,18 @@ mmr_status_t mmr_trainer_snapshot(mmr_trainer_t *tr, mmr_tower_t **out, mmr_err_
 const mmr_tower_t *mmr_trainer_tower(const mmr_trainer_t *tr);
 void mmr_trainer_get_stats(const mmr_trainer_t *tr, mmr_trainer_stats_t *out);
 
-/* Checkpoint: flush, then write weights + optimizer state + stats + blob (blob_len bytes,
- * e.g. Kafka offsets) atomically (temp file, fsync, rename) with CRC32C. Errors: MMR_ERR_IO. */
+/* Checkpoint: flush, then write weights + optimizer state + stats + item-vector cache + blob
+ * (blob_len bytes, e.g. Kafka offsets; borrowed) atomically (temp file, fsync, rename, fsync
+ * of the folder) with CRC32C; the layout is in trainer.c. Errors: MMR_ERR_INVALID (NULLs),
+ * MMR_ERR_IO, errors of flush. */
 mmr_status_t mmr_trainer_checkpoint_save(mmr_trainer_t *tr, const char *path, const void *blob,
                                          size_t blob_len, mmr_err_t *err);
 /* Restores a trainer from a checkpoint written with the same tower config; conf gives the
- * optimizer and batch settings. *blob (malloc'ed, owned by the caller, may be NULL when
- * blob_len is 0) gets the caller blob. Errors: MMR_ERR_IO, MMR_ERR_CORRUPT (bad magic,
- * checksum, size, or a config that differs from conf->tower), MMR_ERR_NOMEM. */
+ * optimizer and batch settings (conf->seed is unused). *blob (malloc'ed, owned by the
+ * caller, NULL when *blob_len is 0) gets the caller blob; blob and blob_len may be NULL to
+ * ignore it. Errors: MMR_ERR_INVALID / MMR_ERR_UNSUPPORTED (as mmr_trainer_new), MMR_ERR_IO,
+ * MMR_ERR_CORRUPT (bad magic, version, checksum, size, truncation, or a config that differs
+ * from conf->tower; the message says which), MMR_ERR_NOMEM. */
 mmr_status_t mmr_trainer_checkpoint_load(const mmr_trainer_conf_t *conf, const char *path,
                                          mmr_tower_backend_t *be, mmr_trainer_t **out,
                                          void **blob, size_t *blob_len, mmr_err_t *err);
@@ -100,13 +113,16 @@ mmr_status_t mmr_trainer_checkpoint_load(const mmr_trainer_conf_t *conf, const c
 /* --- encode helpers (serving, replay, the trainer itself) ---------------------------- */
 
 /* Item vectors for n items: vec (n, D) unit-norm; gate (n, 3) modality weights or NULL.
- * Gathers the inputs into batches of up to 256 and calls mmr_tower_item_forward.
- * Errors: as mmr_tower_item_forward. */
+ * Gathers the inputs into batches of up to 256 and calls mmr_tower_item_forward on each (a
+ * BLAS may round a row in the last bit differently than one call on all n would).
+ * Thread-safe like item_forward.
+ * Errors: as mmr_tower_item_forward, MMR_ERR_INVALID (NULL items/vec with n > 0). */
 mmr_status_t mmr_tower_encode_items(const mmr_tower_t *t, mmr_tower_backend_t *be, size_t n,
                                     const mmr_tower_item_in_t *items, float *vec, float *gate,
                                     mmr_err_t *err);
-/* One user's vector (D) from up to hist_len history item vectors hist (hist_len, D), most
- * recent first, their types and ages in hours. Errors: as mmr_tower_user_forward. */
+/* One user's vector (D) from hist_len history item vectors hist (hist_len, D), most recent
+ * first, their types and ages in hours; only the first L (config hist_len) are used.
+ * Errors: as mmr_tower_user_forward. */
 mmr_status_t mmr_tower_encode_user(const mmr_tower_t *t, mmr_tower_backend_t *be, int hist_len,
                                    const float *hist, const int32_t *hist_type,
                                    const float *hist_age, int32_t user_bucket, float *vec,

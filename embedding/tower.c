@@ -90,6 +90,13 @@ size_t tower_config_param_count(const mmr_tower_config_t *cfg) {
     return t.n_params;
 }
 
+int tower_config_equal(const mmr_tower_config_t *a, const mmr_tower_config_t *b) {
+    return a->d_text == b->d_text && a->d_image == b->d_image && a->d_video == b->d_video &&
+           a->d_hidden == b->d_hidden && a->d_out == b->d_out && a->n_item_ids == b->n_item_ids &&
+           a->n_user_ids == b->n_user_ids && a->hist_len == b->hist_len &&
+           a->n_event_types == b->n_event_types;
+}
+
 void tower_touch(mmr_tower_t *t) { t->gen = atomic_fetch_add(&gen_counter, 1) + 1; }
 
 mmr_status_t tower_alloc(const mmr_tower_config_t *cfg, mmr_tower_t **out, mmr_err_t *err) {
@@ -370,7 +377,17 @@ void mmr_tower_grad_read(const mmr_tower_t *t, int g, float *dst) {
 
 /* --- optimizers ---------------------------------------------------------------------- */
 
-static mmr_status_t adagrad_state(mmr_tower_t *t, float init, mmr_err_t *err) {
+mmr_status_t tower_optim_check(const mmr_tower_optim_t *o, mmr_err_t *err) {
+    if ((o->kind != MMR_TOWER_OPT_SGD && o->kind != MMR_TOWER_OPT_ADAGRAD) ||
+        !(o->lr >= 0 && o->lr < INFINITY) || !(o->lr_sparse >= 0 && o->lr_sparse < INFINITY) ||
+        (o->kind == MMR_TOWER_OPT_ADAGRAD && !(o->adagrad_eps > 0 && o->adagrad_init >= 0)))
+        return mmr_err_set(err, MMR_ERR_INVALID, "bad optimizer settings (kind %d, lr %g, "
+                           "lr_sparse %g, adagrad init %g eps %g)", (int)o->kind, (double)o->lr,
+                           (double)o->lr_sparse, (double)o->adagrad_init, (double)o->adagrad_eps);
+    return MMR_OK;
+}
+
+mmr_status_t tower_adagrad_alloc(mmr_tower_t *t, float init, mmr_err_t *err) {
     if (t->acc) return MMR_OK;
     const int n_ids[2] = {t->cfg.n_item_ids, t->cfg.n_user_ids};
     float *acc = malloc(t->n_dense * sizeof(float));
@@ -390,15 +407,10 @@ static mmr_status_t adagrad_state(mmr_tower_t *t, float init, mmr_err_t *err) {
 mmr_status_t mmr_tower_update(mmr_tower_t *t, const mmr_tower_optim_t *o, mmr_err_t *err) {
     if (!t || !o) return mmr_err_set(err, MMR_ERR_INVALID, "tower_update: NULL argument");
     if (!t->grads) return mmr_err_set(err, MMR_ERR_INVALID, "tower_update: no gradients yet");
-    if ((o->kind != MMR_TOWER_OPT_SGD && o->kind != MMR_TOWER_OPT_ADAGRAD) ||
-        !(o->lr >= 0 && o->lr < INFINITY) || !(o->lr_sparse >= 0 && o->lr_sparse < INFINITY) ||
-        (o->kind == MMR_TOWER_OPT_ADAGRAD && !(o->adagrad_eps > 0 && o->adagrad_init >= 0)))
-        return mmr_err_set(err, MMR_ERR_INVALID, "tower_update: bad optimizer settings");
+    mmr_status_t st = tower_optim_check(o, err);
+    if (st != MMR_OK) return st;
     int adagrad = o->kind == MMR_TOWER_OPT_ADAGRAD;
-    if (adagrad) {
-        mmr_status_t st = adagrad_state(t, o->adagrad_init, err);
-        if (st != MMR_OK) return st;
-    }
+    if (adagrad && (st = tower_adagrad_alloc(t, o->adagrad_init, err)) != MMR_OK) return st;
     float *p = t->params, *g = t->grads;
     for (size_t i = 0; i < t->n_dense; i++) {
         if (adagrad) {

@@ -1,4 +1,6 @@
-/* tower_file.c — model files: save atomically, load with every field checked.
+/* tower_file.c — model files: save atomically, load with every field checked; and the
+ * atomic writer, checked reader and model header that trainer checkpoints (trainer.c)
+ * reuse. Not in here: what a checkpoint holds beyond a model image.
  *
  * Layout (little-endian), version 1:
  *   0  char[8]  magic "MMRTOWR1"
@@ -26,17 +28,10 @@
 
 #include "mmr_crc32c.h"
 
-_Static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__, "model files assume little-endian");
-
 #define FILE_MAGIC "MMRTOWR1"
 #define FILE_VERSION 1u
-#define HEADER_SIZE 72
+#define HEADER_SIZE TOWER_FILE_HEADER_SIZE
 #define N_DIMS 9
-
-static void put_u32(unsigned char *p, uint32_t v) { memcpy(p, &v, 4); }
-static void put_u64(unsigned char *p, uint64_t v) { memcpy(p, &v, 8); }
-static uint32_t get_u32(const unsigned char *p) { uint32_t v; memcpy(&v, p, 4); return v; }
-static uint64_t get_u64(const unsigned char *p) { uint64_t v; memcpy(&v, p, 8); return v; }
 
 static void config_to_dims(const mmr_tower_config_t *c, uint32_t *d) {
     const int v[N_DIMS] = {c->d_text,     c->d_image,    c->d_video,
@@ -65,20 +60,6 @@ static int write_all(int fd, const void *buf, size_t n) {
     return 0;
 }
 
-/* Returns bytes read (< n only at end of file), or -1. */
-static ssize_t read_all(int fd, void *buf, size_t n) {
-    char *p = buf;
-    size_t got = 0;
-    while (got < n) {
-        ssize_t r = read(fd, p + got, n - got);
-        if (r < 0 && errno == EINTR) continue;
-        if (r < 0) return -1;
-        if (r == 0) break;
-        got += (size_t)r;
-    }
-    return (ssize_t)got;
-}
-
 /* fsync of the folder holding path, so the rename itself is durable. */
 static int fsync_parent(const char *path) {
     char buf[PATH_MAX];
@@ -90,27 +71,16 @@ static int fsync_parent(const char *path) {
     return rc;
 }
 
-mmr_status_t mmr_tower_save(const mmr_tower_t *t, const char *path, mmr_err_t *err) {
-    if (!t || !path) return mmr_err_set(err, MMR_ERR_INVALID, "tower_save: NULL argument");
-    unsigned char h[HEADER_SIZE] = {0};
-    uint32_t dims[N_DIMS];
-    size_t bytes = t->n_params * sizeof(float);
-    memcpy(h, FILE_MAGIC, 8);
-    put_u32(h + 8, FILE_VERSION);
-    put_u32(h + 12, HEADER_SIZE);
-    config_to_dims(&t->cfg, dims);
-    for (int i = 0; i < N_DIMS; i++) put_u32(h + 16 + 4 * i, dims[i]);
-    put_u64(h + 56, t->n_params);
-    put_u32(h + 64, mmr_crc32c(0, t->params, bytes));
-    put_u32(h + 68, mmr_crc32c(0, h, 68));
-
+mmr_status_t tower_file_write_atomic(const char *path, const tower_iov_t *iov, int n,
+                                     mmr_err_t *err) {
     char tmp[PATH_MAX];
     if (snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid()) >= (int)sizeof tmp)
-        return mmr_err_set(err, MMR_ERR_INVALID, "tower_save: path too long");
+        return mmr_err_set(err, MMR_ERR_INVALID, "%s: path too long", path);
     int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     if (fd < 0) return mmr_err_set(err, MMR_ERR_IO, "open %s: %s", tmp, strerror(errno));
     const char *step = "write";
-    if (write_all(fd, h, sizeof h) != 0 || write_all(fd, t->params, bytes) != 0) goto fail;
+    for (int i = 0; i < n; i++)
+        if (write_all(fd, iov[i].p, iov[i].n) != 0) goto fail;
     step = "fsync";
     if (fsync(fd) != 0) goto fail;
     step = "close";
@@ -128,85 +98,122 @@ fail:;
     return mmr_err_set(err, MMR_ERR_IO, "%s %s: %s", step, tmp, strerror(e));
 }
 
+mmr_status_t tower_reader_open(tower_reader_t *r, const char *path, mmr_err_t *err) {
+    *r = (tower_reader_t){.fd = -1, .path = path};
+    r->fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (r->fd < 0) return mmr_err_set(err, MMR_ERR_IO, "open %s: %s", path, strerror(errno));
+    struct stat sb;
+    if (fstat(r->fd, &sb) != 0) {
+        mmr_status_t st = mmr_err_set(err, MMR_ERR_IO, "stat %s: %s", path, strerror(errno));
+        tower_reader_close(r);
+        return st;
+    }
+    r->size = (uint64_t)sb.st_size;
+    return MMR_OK;
+}
+
+mmr_status_t tower_reader_read(tower_reader_t *r, void *dst, size_t n, mmr_err_t *err) {
+    char *p = dst;
+    size_t got = 0;
+    while (got < n) {
+        ssize_t k = read(r->fd, p + got, n - got);
+        if (k < 0 && errno == EINTR) continue;
+        if (k < 0) return mmr_err_set(err, MMR_ERR_IO, "read %s: %s", r->path, strerror(errno));
+        if (k == 0)
+            return mmr_err_set(err, MMR_ERR_CORRUPT, "%s: truncated (ends at byte %llu, %zu "
+                               "more wanted)", r->path, (unsigned long long)(r->pos + got),
+                               n - got);
+        got += (size_t)k;
+    }
+    r->pos += n;
+    r->crc = mmr_crc32c(r->crc, dst, n);
+    return MMR_OK;
+}
+
+void tower_reader_close(tower_reader_t *r) {
+    if (r->fd >= 0) close(r->fd);
+    r->fd = -1;
+}
+
+void tower_file_model_header(const mmr_tower_t *t, unsigned char h[HEADER_SIZE]) {
+    uint32_t dims[N_DIMS];
+    memset(h, 0, HEADER_SIZE);
+    memcpy(h, FILE_MAGIC, 8);
+    tower_put_u32(h + 8, FILE_VERSION);
+    tower_put_u32(h + 12, HEADER_SIZE);
+    config_to_dims(&t->cfg, dims);
+    for (int i = 0; i < N_DIMS; i++) tower_put_u32(h + 16 + 4 * i, dims[i]);
+    tower_put_u64(h + 56, t->n_params);
+    tower_put_u32(h + 64, mmr_crc32c(0, t->params, t->n_params * sizeof(float)));
+    tower_put_u32(h + 68, mmr_crc32c(0, h, 68));
+}
+
+mmr_status_t tower_file_model_parse(const char *path, const unsigned char *h,
+                                    mmr_tower_config_t *cfg, uint32_t *payload_crc,
+                                    mmr_err_t *err) {
+    if (memcmp(h, FILE_MAGIC, 8) != 0)
+        return mmr_err_set(err, MMR_ERR_CORRUPT, "%s: bad magic, not a tower model", path);
+    if (tower_get_u32(h + 68) != mmr_crc32c(0, h, 68))
+        return mmr_err_set(err, MMR_ERR_CORRUPT, "%s: model header checksum mismatch", path);
+    if (tower_get_u32(h + 8) != FILE_VERSION || tower_get_u32(h + 12) != HEADER_SIZE)
+        return mmr_err_set(err, MMR_ERR_CORRUPT, "%s: format version %u (header %u bytes), "
+                           "this build reads version %u", path, tower_get_u32(h + 8),
+                           tower_get_u32(h + 12), FILE_VERSION);
+    uint32_t dims[N_DIMS];
+    for (int i = 0; i < N_DIMS; i++) dims[i] = tower_get_u32(h + 16 + 4 * i);
+    dims_to_config(dims, cfg);
+    mmr_err_t cerr;
+    if (tower_config_check(cfg, MMR_ERR_CORRUPT, &cerr) != MMR_OK)
+        return mmr_err_set(err, MMR_ERR_CORRUPT, "%s: %s", path, cerr.msg);
+    uint64_t count = tower_get_u64(h + 56);
+    size_t want = tower_config_param_count(cfg);
+    if (count != want)
+        return mmr_err_set(err, MMR_ERR_CORRUPT, "%s: %llu parameters, the dims need %zu", path,
+                           (unsigned long long)count, want);
+    *payload_crc = tower_get_u32(h + 64);
+    return MMR_OK;
+}
+
+mmr_status_t mmr_tower_save(const mmr_tower_t *t, const char *path, mmr_err_t *err) {
+    if (!t || !path) return mmr_err_set(err, MMR_ERR_INVALID, "tower_save: NULL argument");
+    unsigned char h[HEADER_SIZE];
+    tower_file_model_header(t, h);
+    const tower_iov_t iov[2] = {{h, sizeof h}, {t->params, t->n_params * sizeof(float)}};
+    return tower_file_write_atomic(path, iov, 2, err);
+}
+
 mmr_status_t mmr_tower_load(const char *path, mmr_tower_t **out, mmr_err_t *err) {
     if (!path || !out) return mmr_err_set(err, MMR_ERR_INVALID, "tower_load: NULL argument");
     *out = NULL;
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return mmr_err_set(err, MMR_ERR_IO, "open %s: %s", path, strerror(errno));
-    mmr_status_t st;
+    tower_reader_t r;
+    mmr_status_t st = tower_reader_open(&r, path, err);
+    if (st != MMR_OK) return st;
     mmr_tower_t *t = NULL;
-    struct stat sb;
     unsigned char h[HEADER_SIZE];
-    if (fstat(fd, &sb) != 0) {
-        st = mmr_err_set(err, MMR_ERR_IO, "stat %s: %s", path, strerror(errno));
-        goto done;
-    }
-    ssize_t got = read_all(fd, h, sizeof h);
-    if (got < 0) {
-        st = mmr_err_set(err, MMR_ERR_IO, "read %s: %s", path, strerror(errno));
-        goto done;
-    }
-    if (got < HEADER_SIZE) {
-        st = mmr_err_set(err, MMR_ERR_CORRUPT, "%s: truncated header (%zd of %d bytes)", path,
-                         got, HEADER_SIZE);
-        goto done;
-    }
-    if (memcmp(h, FILE_MAGIC, 8) != 0) {
-        st = mmr_err_set(err, MMR_ERR_CORRUPT, "%s: bad magic, not a tower model file", path);
-        goto done;
-    }
-    if (get_u32(h + 68) != mmr_crc32c(0, h, 68)) {
-        st = mmr_err_set(err, MMR_ERR_CORRUPT, "%s: header checksum mismatch", path);
-        goto done;
-    }
-    if (get_u32(h + 8) != FILE_VERSION || get_u32(h + 12) != HEADER_SIZE) {
-        st = mmr_err_set(err, MMR_ERR_CORRUPT, "%s: format version %u (header %u bytes), this "
-                         "build reads version %u", path, get_u32(h + 8), get_u32(h + 12),
-                         FILE_VERSION);
-        goto done;
-    }
-    uint32_t dims[N_DIMS];
     mmr_tower_config_t cfg;
-    for (int i = 0; i < N_DIMS; i++) dims[i] = get_u32(h + 16 + 4 * i);
-    dims_to_config(dims, &cfg);
-    mmr_err_t cerr;
-    if (tower_config_check(&cfg, MMR_ERR_CORRUPT, &cerr) != MMR_OK) {
-        st = mmr_err_set(err, MMR_ERR_CORRUPT, "%s: %s", path, cerr.msg);
-        goto done;
-    }
-    uint64_t count = get_u64(h + 56);
-    size_t want = tower_config_param_count(&cfg), bytes = want * sizeof(float);
-    if (count != want) {
-        st = mmr_err_set(err, MMR_ERR_CORRUPT, "%s: %llu parameters, the dims need %zu", path,
-                         (unsigned long long)count, want);
-        goto done;
-    }
-    if ((uint64_t)sb.st_size != HEADER_SIZE + (uint64_t)bytes) {
-        st = mmr_err_set(err, MMR_ERR_CORRUPT, "%s: %lld bytes, want %llu (truncated or "
-                         "trailing data)", path, (long long)sb.st_size,
-                         (unsigned long long)(HEADER_SIZE + (uint64_t)bytes));
+    uint32_t crc;
+    if ((st = tower_reader_read(&r, h, sizeof h, err)) != MMR_OK) goto done;
+    if ((st = tower_file_model_parse(path, h, &cfg, &crc, err)) != MMR_OK) goto done;
+    uint64_t want = HEADER_SIZE + (uint64_t)tower_config_param_count(&cfg) * sizeof(float);
+    if (r.size != want) {
+        st = mmr_err_set(err, MMR_ERR_CORRUPT, "%s: %llu bytes, want %llu (truncated or "
+                         "trailing data)", path, (unsigned long long)r.size,
+                         (unsigned long long)want);
         goto done;
     }
     if ((st = tower_alloc(&cfg, &t, err)) != MMR_OK) goto done;
-    got = read_all(fd, t->params, bytes);
-    if (got < 0) {
-        st = mmr_err_set(err, MMR_ERR_IO, "read %s: %s", path, strerror(errno));
+    r.crc = 0;
+    if ((st = tower_reader_read(&r, t->params, t->n_params * sizeof(float), err)) != MMR_OK)
         goto done;
-    }
-    if ((size_t)got != bytes) {
-        st = mmr_err_set(err, MMR_ERR_CORRUPT, "%s: truncated payload", path);
-        goto done;
-    }
-    if (mmr_crc32c(0, t->params, bytes) != get_u32(h + 64)) {
+    if (r.crc != crc) {
         st = mmr_err_set(err, MMR_ERR_CORRUPT, "%s: payload checksum mismatch", path);
         goto done;
     }
     tower_touch(t);
     *out = t;
     t = NULL;
-    st = MMR_OK;
 done:
     mmr_tower_free(t);
-    close(fd);
+    tower_reader_close(&r);
     return st;
 }

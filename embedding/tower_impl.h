@@ -1,13 +1,16 @@
-/* tower_impl.h — private to embedding/: the body of mmr_tower_t, the parameter layout and
- * the backend interface (a struct of function pointers that each backend fills).
- * Included by tower.c, tower_cpu.c, tower_file.c and tower_cuda.cu; never by users. */
+/* tower_impl.h — private to embedding/: the body of mmr_tower_t, the parameter layout, the
+ * backend interface (a struct of function pointers that each backend fills), the item
+ * gatherer shared by the encode helpers and the trainer, and the file helpers shared by
+ * model files and trainer checkpoints. Included by the .c/.cu files of embedding/ only. */
 #ifndef MMR_TOWER_IMPL_H
 #define MMR_TOWER_IMPL_H
 
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "mmr_tower.h"
+#include "mmr_trainer.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -81,8 +84,15 @@ mmr_status_t tower_config_check(const mmr_tower_config_t *cfg, mmr_status_t code
 size_t tower_config_param_count(const mmr_tower_config_t *cfg);
 /* A tower with the layout of cfg (already checked) and zeroed weights, no training state. */
 mmr_status_t tower_alloc(const mmr_tower_config_t *cfg, mmr_tower_t **out, mmr_err_t *err);
+/* 1 when a and b describe the same layout (every field equal). */
+int tower_config_equal(const mmr_tower_config_t *a, const mmr_tower_config_t *b);
 /* Gives t a fresh generation number (after its weights changed). */
 void tower_touch(mmr_tower_t *t);
+/* Checks optimizer settings as mmr_tower_update does. Errors: MMR_ERR_INVALID. */
+mmr_status_t tower_optim_check(const mmr_tower_optim_t *o, mmr_err_t *err);
+/* Allocates the Adagrad accumulators (acc, acc_rows), every entry = init, unless t has
+ * them already. Errors: MMR_ERR_NOMEM. */
+mmr_status_t tower_adagrad_alloc(mmr_tower_t *t, float init, mmr_err_t *err);
 
 /* Gradient row of id `row` in table tab (0 items, 1 users): zero on first touch in this
  * batch. Needs the training state (tower_grads_zero called). Never NULL. */
@@ -105,6 +115,89 @@ struct mmr_tower_backend {
                                      const mmr_tower_batch_t *b, float *loss, mmr_err_t *err);
     void (*free)(mmr_tower_backend_t *be); /* NULL for static backends */
 };
+
+/* --- gathering items into a batch (tower_encode.c) ----------------------------------- */
+
+#define TOWER_ENCODE_CHUNK 256 /* items per mmr_tower_item_forward call of the encoders */
+
+/* Room for up to cap items as one mmr_tower_item_batch_t. Rows of absent modalities keep
+ * whatever they held (never read). */
+typedef struct tower_gather {
+    int cap;
+    float *x[MMR_TOWER_N_MOD]; /* x[m] is (cap, d_m) */
+    uint8_t *present;          /* (cap, 3) */
+    int32_t *item_id;          /* (cap) */
+} tower_gather_t;
+
+/* Errors: MMR_ERR_NOMEM (g is then empty; tower_gather_free is still fine). */
+mmr_status_t tower_gather_init(tower_gather_t *g, const mmr_tower_config_t *c, int cap,
+                               mmr_err_t *err);
+void tower_gather_free(tower_gather_t *g);
+/* Copies item `in` (widths implicit in c) into row `row` < cap. No checks. */
+void tower_gather_item(tower_gather_t *g, const mmr_tower_config_t *c, int row,
+                       const mmr_tower_item_in_t *in);
+/* A view of rows [0, n) (borrowed from g). */
+mmr_tower_item_batch_t tower_gather_batch(const tower_gather_t *g, int n);
+/* mmr_tower_encode_items with g as scratch: chunks of g->cap items. */
+mmr_status_t tower_encode_items_with(const mmr_tower_t *t, mmr_tower_backend_t *be,
+                                     tower_gather_t *g, size_t n, const mmr_tower_item_in_t *items,
+                                     float *vec, float *gate, mmr_err_t *err);
+
+/* --- files (tower_file.c): model files and trainer checkpoints ------------------------ */
+
+#define TOWER_FILE_HEADER_SIZE 72 /* bytes of a model file's header */
+
+/* Files are little-endian; these read and write unaligned fields. */
+#ifndef __cplusplus
+_Static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__, "model files assume little-endian");
+#endif
+static inline void tower_put_u32(unsigned char *p, uint32_t v) { memcpy(p, &v, 4); }
+static inline void tower_put_u64(unsigned char *p, uint64_t v) { memcpy(p, &v, 8); }
+static inline uint32_t tower_get_u32(const unsigned char *p) {
+    uint32_t v;
+    memcpy(&v, p, 4);
+    return v;
+}
+static inline uint64_t tower_get_u64(const unsigned char *p) {
+    uint64_t v;
+    memcpy(&v, p, 8);
+    return v;
+}
+
+/* One piece of a file to write: n bytes at p. */
+typedef struct tower_iov {
+    const void *p;
+    size_t n;
+} tower_iov_t;
+
+/* Writes the n pieces to path atomically: a temp file next to it, fsync, rename, fsync of
+ * the folder. On failure path is untouched and the temp file removed. Errors: MMR_ERR_IO,
+ * MMR_ERR_INVALID (path too long). */
+mmr_status_t tower_file_write_atomic(const char *path, const tower_iov_t *iov, int n,
+                                     mmr_err_t *err);
+
+/* Sequential reader: every byte read extends crc (set crc = 0 to start a new checksum). */
+typedef struct tower_reader {
+    int fd;
+    const char *path; /* borrowed, for messages */
+    uint64_t size;    /* of the file when opened */
+    uint64_t pos;
+    uint32_t crc;
+} tower_reader_t;
+
+/* Errors: MMR_ERR_IO. On success close with tower_reader_close. */
+mmr_status_t tower_reader_open(tower_reader_t *r, const char *path, mmr_err_t *err);
+/* Reads exactly n bytes. Errors: MMR_ERR_IO, MMR_ERR_CORRUPT (file ends first). */
+mmr_status_t tower_reader_read(tower_reader_t *r, void *dst, size_t n, mmr_err_t *err);
+void tower_reader_close(tower_reader_t *r);
+
+/* The model-file header of t (its payload CRC computed over the weights). */
+void tower_file_model_header(const mmr_tower_t *t, unsigned char h[TOWER_FILE_HEADER_SIZE]);
+/* Checks a model-file header read from path: magic, header CRC, version, dims, parameter
+ * count. Fills *cfg and *payload_crc. Errors: MMR_ERR_CORRUPT (message names path). */
+mmr_status_t tower_file_model_parse(const char *path, const unsigned char *h,
+                                    mmr_tower_config_t *cfg, uint32_t *payload_crc,
+                                    mmr_err_t *err);
 
 #ifdef __cplusplus
 }
