@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -42,18 +43,6 @@ size_t mmr_fstore_offset_key(char *key, const char *topic, int32_t partition) {
     if (!mmr_fstore_id_len(topic)) return 0;
     int n = snprintf(key, MMR_FSTORE_OFFSET_KEY_MAX, "offset/%s/%d", topic, (int)partition);
     return n > 0 && (size_t)n < MMR_FSTORE_OFFSET_KEY_MAX ? (size_t)n : 0;
-}
-
-int mmr_event_is_positive(const mmr_event_t *ev) {
-    switch (ev->type) {
-    case MMR_EV_CLICK:
-    case MMR_EV_LIKE:
-    case MMR_EV_SHARE:
-    case MMR_EV_PURCHASE: return 1;
-    case MMR_EV_WATCH: return ev->value >= MMR_WATCH_POSITIVE_S;
-    case MMR_EV_RATING: return ev->value >= MMR_RATING_POSITIVE;
-    default: return 0;
-    }
 }
 
 /* --- stats merge operator ------------------------------------------------------------

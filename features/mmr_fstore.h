@@ -7,7 +7,8 @@
  *          updated through a merge operator so writers never read-modify-write
  *   dedup  event_id → wall-clock ms when the mark was written; dropped by a TTL
  *          compaction filter once older than dedup_ttl_s
- *   meta   "offset/<topic>/<partition>" → next offset; "schema_version"
+ *   meta   "offset/<topic>/<partition>" → next offset; "schema_version"; other keys
+ *          (e.g. the model registry's "model/...") through mmr_fstore_meta_*
  * Record encodings are documented in fstore_codec.h.
  *
  * Exactly-once state: a batch (mmr_fstore_batch_*) gathers feature updates, dedup marks,
@@ -62,6 +63,11 @@ typedef struct mmr_event {
 /* Positive engagement per DESIGN §6: CLICK, LIKE, SHARE, PURCHASE; WATCH with
  * value ≥ MMR_WATCH_POSITIVE_S; RATING with value ≥ MMR_RATING_POSITIVE. Returns 1 or 0. */
 int mmr_event_is_positive(const mmr_event_t *ev);
+/* "IMPRESSION", "CLICK", ... as in event.proto ("UNSPECIFIED" for 0 and out of range). */
+const char *mmr_event_type_name(mmr_event_type_t t);
+/* A type name (exact case, or any case when any_case) or decimal number in 1..8 → *out.
+ * Returns 0, or -1 when s names no event type. */
+int mmr_event_type_parse(const char *s, int any_case, mmr_event_type_t *out);
 
 /* Zero means "default" for every field but path, so `{.path = dir}` is a valid config. */
 typedef struct mmr_fstore_opts {
@@ -201,5 +207,41 @@ typedef struct mmr_user {
 mmr_status_t mmr_fstore_get_user(mmr_fstore_t *fs, const char *user_id, mmr_user_t **out,
                                  mmr_err_t *err);
 void mmr_user_free(mmr_user_t *u); /* NULL is a no-op */
+
+/* --- generic meta keys (the model registry) ------------------------------------------ */
+
+/* Keys are 1..MMR_META_KEY_MAX bytes and must not be "schema_version" nor start with
+ * "offset/" (the store's own keys); callers use a prefix per owner ("model/..."). */
+#define MMR_META_KEY_MAX 512
+
+/* One write of a meta batch: val NULL = delete key. Borrowed for the call. */
+typedef struct mmr_fstore_meta_op {
+    const char *key;
+    const void *val;
+    size_t len;
+} mmr_fstore_meta_op_t;
+
+/* Applies ops[0..n) as ONE RocksDB WriteBatch with the WAL fsynced (all or nothing; a
+ * later op on the same key wins). Errors: MMR_ERR_INVALID (a reserved or bad key; nothing
+ * is written), MMR_ERR_STORE. */
+mmr_status_t mmr_fstore_meta_write(mmr_fstore_t *fs, size_t n, const mmr_fstore_meta_op_t *ops,
+                                   mmr_err_t *err);
+/* One-op forms of mmr_fstore_meta_write. Deleting a missing key is not an error. */
+mmr_status_t mmr_fstore_meta_put(mmr_fstore_t *fs, const char *key, const void *val, size_t len,
+                                 mmr_err_t *err);
+mmr_status_t mmr_fstore_meta_delete(mmr_fstore_t *fs, const char *key, mmr_err_t *err);
+/* Reads key. On MMR_OK *val is malloc'ed (owned by the caller: free(); never NULL, even
+ * for an empty value) and *len its size. Errors: MMR_ERR_NOT_FOUND, MMR_ERR_INVALID,
+ * MMR_ERR_NOMEM, MMR_ERR_STORE. */
+mmr_status_t mmr_fstore_meta_get(mmr_fstore_t *fs, const char *key, void **val, size_t *len,
+                                 mmr_err_t *err);
+/* Called per key; key (NUL-terminated) and val are valid only during the call. Return 0 to
+ * go on, non-zero to stop. */
+typedef int (*mmr_fstore_meta_fn)(void *opaque, const char *key, const void *val, size_t len);
+/* Calls fn for every meta key starting with prefix (non-empty), in key order, from one
+ * consistent snapshot. Returns MMR_OK also when fn stopped. Errors: MMR_ERR_INVALID,
+ * MMR_ERR_STORE. */
+mmr_status_t mmr_fstore_meta_iter(mmr_fstore_t *fs, const char *prefix, mmr_fstore_meta_fn fn,
+                                  void *opaque, mmr_err_t *err);
 
 #endif

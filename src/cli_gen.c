@@ -206,10 +206,8 @@ static uint32_t draw_item(const gen_t *g, uint64_t *rng) {
 /* Writes one event line and records positives for the oracle. Returns -1 out of memory. */
 static int emit(gen_t *g, FILE *fe, int64_t ts, long u, uint32_t it, mmr_event_type_t type, double value,
                 const char *rid, int drifted) {
-    static const char *const names[MMR_EV_TYPE_COUNT] = {[MMR_EV_IMPRESSION] = "IMPRESSION", [MMR_EV_CLICK] = "CLICK",
-                                                         [MMR_EV_WATCH] = "WATCH", [MMR_EV_LIKE] = "LIKE"};
     value = nearbyint(value); /* what the file says is what counts as positive */
-    fprintf(fe, "%lld\tu%ld\ti%u\t%s\t%.0f\t%s\n", (long long)ts, u, it, names[type], value, rid);
+    fprintf(fe, "%lld\tu%ld\ti%u\t%s\t%.0f\t%s\n", (long long)ts, u, it, mmr_event_type_name(type), value, rid);
     g->written++;
     mmr_event_t ev = {.type = type, .value = (float)value};
     if (!mmr_event_is_positive(&ev)) return 0;

@@ -5,9 +5,6 @@
 #include "cli.h"
 #include "mmr_fstore.h"
 
-static const char *const type_names[MMR_EV_TYPE_COUNT] = {
-    "UNSPECIFIED", "IMPRESSION", "CLICK", "LIKE", "SHARE", "WATCH", "SKIP", "PURCHASE", "RATING"};
-
 int mmr_cli_inspect(int argc, char **argv) {
     static const char *const valued[] = {"db", NULL};
     if (!mmr_cli_check_opts(argc, argv, valued, NULL)) return 2;
@@ -32,7 +29,7 @@ int mmr_cli_inspect(int argc, char **argv) {
             printf("user %s: %lld events, %u recent (oldest first)\n", id, (long long)u->events_total, u->n);
             for (uint32_t i = 0; i < u->n; i++)
                 printf("  %lld  %-10s %-24s %g\n", (long long)u->recent[i].ts_ms,
-                       type_names[u->recent[i].type], u->recent[i].item_id, u->recent[i].value);
+                       mmr_event_type_name(u->recent[i].type), u->recent[i].item_id, u->recent[i].value);
             mmr_user_free(u);
         } else {
             fprintf(stderr, "mmrec inspect: user %s: %s\n", id, st == MMR_ERR_NOT_FOUND ? "not found" : err.msg);

@@ -130,21 +130,6 @@ struct mmr_replay_io_events {
     int64_t last_ts;
 };
 
-static const char *const type_names[MMR_EV_TYPE_COUNT] = {
-    "UNSPECIFIED", "IMPRESSION", "CLICK", "LIKE", "SHARE", "WATCH", "SKIP", "PURCHASE", "RATING"};
-
-int mmr_replay_io_parse_type(const char *s, mmr_event_type_t *out) {
-    char *end;
-    errno = 0;
-    long v = (*s >= '0' && *s <= '9') ? strtol(s, &end, 10) : -1;
-    if (v >= 0 && (*end || errno)) v = -1;
-    for (int t = 1; v < 0 && t < MMR_EV_TYPE_COUNT; t++)
-        if (!strcasecmp(s, type_names[t])) v = t;
-    if (v <= MMR_EV_UNSPECIFIED || v >= MMR_EV_TYPE_COUNT) return -1;
-    *out = (mmr_event_type_t)v;
-    return 0;
-}
-
 mmr_status_t mmr_replay_io_events_new(const char *path, const mmr_replay_io_opts_t *opts,
                                       mmr_replay_io_events_t **out, mmr_err_t *err) {
     mmr_replay_io_events_t *r = calloc(1, sizeof *r);
@@ -179,7 +164,7 @@ static const char *parse_event(char *line, mmr_replay_event_t *ev) {
         if (len > MMR_ID_MAX) return i == 1 ? "user_id longer than MMR_ID_MAX (256 bytes)" : "item_id longer than MMR_ID_MAX (256 bytes)";
     }
     mmr_event_type_t type = MMR_EV_CLICK;
-    if (n > 3 && mmr_replay_io_parse_type(col[3], &type) != 0) return "unknown event type";
+    if (n > 3 && mmr_event_type_parse(col[3], 1, &type) != 0) return "unknown event type";
     double value = 1.0;
     if (n > 4) {
         value = strtod(col[4], &end);

@@ -80,10 +80,6 @@ void mmr_replay_io_events_stats(const mmr_replay_io_events_t *r, mmr_replay_io_s
 /* Closes the file. NULL is a no-op. */
 void mmr_replay_io_events_free(mmr_replay_io_events_t *r);
 
-/* "CLICK", "click", "2" → MMR_EV_CLICK. Returns 0 and sets *out, or -1 for anything else
- * (including UNSPECIFIED / 0 and numbers out of range). */
-int mmr_replay_io_parse_type(const char *s, mmr_event_type_t *out);
-
 /* --- items JSON Lines ------------------------------------------------------------------ */
 
 /* One JSON object per line: "item_id" (string, 1..MMR_ID_MAX bytes, required); optional

@@ -39,11 +39,6 @@ static const char *const id_json_camel[ID_COUNT] = {"eventId", "userId", "itemId
 #define EVENT_ID_FIELDS ((1u << 1) | (1u << 2) | (1u << 3) | (1u << 7))
 #define ITEM_ID_FIELDS (1u << 1)
 
-/* Names indexed by mmr_event_type_t value, as spelled in event.proto. */
-static const char *const type_names[MMR_EV_TYPE_COUNT] = {
-    "EVENT_TYPE_UNSPECIFIED", "IMPRESSION", "CLICK", "LIKE", "SHARE",
-    "WATCH",                  "SKIP",       "PURCHASE", "RATING",
-};
 #define TYPE_NAME_UNKNOWN (-1) /* a JSON type string that names no EventType */
 
 /* Both formats reduce to this; strings are borrowed from the decoded message. */
@@ -221,9 +216,11 @@ static mmr_status_t decode_json(const char *data, size_t len, int64_t now_ms,
         if (json_is_integer(v)) {
             r.type = json_integer_value(v);
         } else if (json_is_string(v)) {
-            r.type = TYPE_NAME_UNKNOWN;
-            for (int t = 0; t < MMR_EV_TYPE_COUNT; t++)
-                if (strcmp(json_string_value(v), type_names[t]) == 0) r.type = t;
+            mmr_event_type_t t;
+            const char *name = json_string_value(v);
+            /* proto3 JSON: enum names are exact; digits are not a name */
+            r.type = name[0] >= 'A' && name[0] <= 'Z' && mmr_event_type_parse(name, 0, &t) == 0
+                         ? (int64_t)t : TYPE_NAME_UNKNOWN;
         } else {
             bad = "type";
         }

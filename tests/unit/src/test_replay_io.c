@@ -114,10 +114,11 @@ static void test_events(void) {
     printf("ok events: defaults, names in any case, numbers, request ids, 12 kinds of bad line\n");
 
     mmr_event_type_t t;
-    CHECK(mmr_replay_io_parse_type("Purchase", &t) == 0 && t == MMR_EV_PURCHASE);
-    CHECK(mmr_replay_io_parse_type("8", &t) == 0 && t == MMR_EV_RATING);
-    CHECK(mmr_replay_io_parse_type("9", &t) == -1 && mmr_replay_io_parse_type("UNSPECIFIED", &t) == -1);
-    CHECK(mmr_replay_io_parse_type("2x", &t) == -1 && mmr_replay_io_parse_type("", &t) == -1);
+    CHECK(mmr_event_type_parse("Purchase", 1, &t) == 0 && t == MMR_EV_PURCHASE);
+    CHECK(mmr_event_type_parse("8", 1, &t) == 0 && t == MMR_EV_RATING);
+    CHECK(mmr_event_type_parse("click", 0, &t) == -1 && !strcmp(mmr_event_type_name(MMR_EV_WATCH), "WATCH"));
+    CHECK(mmr_event_type_parse("9", 1, &t) == -1 && mmr_event_type_parse("UNSPECIFIED", 1, &t) == -1);
+    CHECK(mmr_event_type_parse("2x", 1, &t) == -1 && mmr_event_type_parse("", 1, &t) == -1);
 
     CHECK(mmr_replay_io_events_new("/nonexistent/e.tsv", NULL, &r, &err) == MMR_ERR_IO && strstr(err.msg, "/nonexistent"));
     o.max_bad_fraction = 1.5;
