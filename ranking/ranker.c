@@ -1,4 +1,6 @@
-/* ranker.c — Rank: validation, feature reads, statistics-baseline scoring (see mmr_ranker.h). */
+/* ranker.c — Rank: validation, model selection (registry, experiments, pins), feature
+ * reads, scoring by the model or the statistics baseline, response and impression (see
+ * mmr_ranker.h). Model math lives in model.c, versions in registry.c. */
 #include "mmr_ranker.h"
 
 #include <math.h>
@@ -16,13 +18,15 @@ struct mmr_ranker {
     uint32_t max_candidates, default_top_k;
     mmr_ranker_impression_fn impression_fn;
     void *impression_opaque;
-    atomic_uint_fast64_t requests, invalid, unknown, cold;
+    mmr_registry_t *registry;
+    atomic_uint_fast64_t requests, invalid, unknown, cold, model_scored;
     atomic_uint_fast64_t request_seq;
 };
 
 typedef struct scored {
     const char *item_id;
     float score;
+    const float *gate; /* (3) modality weights, or NULL */
 } scored_t;
 
 mmr_status_t mmr_ranker_new(const mmr_ranker_conf_t *conf, mmr_fstore_t *fs, mmr_ranker_t **out,
@@ -34,6 +38,7 @@ mmr_status_t mmr_ranker_new(const mmr_ranker_conf_t *conf, mmr_fstore_t *fs, mmr
     r->default_top_k = conf->default_top_k;
     r->impression_fn = conf->impression_fn;
     r->impression_opaque = conf->impression_opaque;
+    r->registry = conf->registry;
     *out = r;
     return MMR_OK;
 }
@@ -45,6 +50,7 @@ void mmr_ranker_get_stats(mmr_ranker_t *r, mmr_ranker_stats_t *out) {
     out->invalid = atomic_load(&r->invalid);
     out->unknown_candidates = atomic_load(&r->unknown);
     out->cold_start = atomic_load(&r->cold);
+    out->model_scored = atomic_load(&r->model_scored);
 }
 
 static float interaction_weight(const mmr_interaction_t *it) {
@@ -94,10 +100,16 @@ static int validate(mmr_ranker_t *r, const Mmrec__V1__RankRequest *q, mmr_rpc_re
         fail(r, reply, MMR_RPC_INVALID_ARGUMENT, "give either candidates or retrieve_k, not both");
         return 0;
     }
-    if (q->retrieve_k) {
-        fail(r, reply, MMR_RPC_UNIMPLEMENTED, "retrieve_k needs the item index, not built yet");
+    if (q->retrieve_k > r->max_candidates) {
+        fail(r, reply, MMR_RPC_INVALID_ARGUMENT, "retrieve_k %u, the limit is %u", q->retrieve_k,
+             r->max_candidates);
         return 0;
     }
+    if (q->model_version && *q->experiment) {
+        fail(r, reply, MMR_RPC_INVALID_ARGUMENT, "give either model_version or experiment, not both");
+        return 0;
+    }
+    if (q->retrieve_k) return 1;
     if (q->n_candidates == 0) {
         fail(r, reply, MMR_RPC_INVALID_ARGUMENT, "no candidates given");
         return 0;
@@ -118,66 +130,191 @@ static int validate(mmr_ranker_t *r, const Mmrec__V1__RankRequest *q, mmr_rpc_re
     return 1;
 }
 
-void mmr_ranker_handle_rank(void *opaque, const mmr_rpc_request_t *req, mmr_rpc_reply_t *reply) {
-    mmr_ranker_t *r = opaque;
-    atomic_fetch_add(&r->requests, 1);
-    Mmrec__V1__RankRequest *q = mmrec__v1__rank_request__unpack(NULL, req->len, req->data);
-    if (!q) { fail(r, reply, MMR_RPC_INVALID_ARGUMENT, "undecodable RankRequest"); return; }
-    if (!validate(r, q, reply)) goto out;
+/* The request's candidates, unique and sorted (duplicates are scored once) into *ids;
+ * returns their count, or 0 when out of memory. */
+static size_t unique_candidates(const Mmrec__V1__RankRequest *q, mmr_arena_t *a, const char ***ids) {
+    const char **v = mmr_arena_alloc(a, q->n_candidates * sizeof *v);
+    if (!v) return 0;
+    for (size_t i = 0; i < q->n_candidates; i++) v[i] = q->candidates[i];
+    qsort(v, q->n_candidates, sizeof *v, str_cmp);
+    size_t u = 0;
+    for (size_t i = 0; i < q->n_candidates; i++)
+        if (u == 0 || strcmp(v[u - 1], v[i]) != 0) v[u++] = v[i];
+    *ids = v;
+    return u;
+}
 
-    /* Unique candidates, sorted: duplicates are scored once. ids are (n). */
-    size_t n = q->n_candidates;
-    const char **ids = mmr_arena_alloc(req->arena, n * sizeof *ids);
+static int seen_by(const mmr_user_t *user, const char *item_id) {
+    for (uint32_t j = 0; user && j < user->n; j++)
+        if (strcmp(user->recent[j].item_id, item_id) == 0) return 1;
+    return 0;
+}
+
+/* The statistics baseline over the request's candidates into sc; returns the count
+ * scored, or -1 with reply filled. */
+static long score_baseline(mmr_ranker_t *r, const Mmrec__V1__RankRequest *q, const mmr_user_t *user,
+                           const mmr_rpc_request_t *req, int64_t now_ms, scored_t **out,
+                           uint32_t *unknown, mmr_rpc_reply_t *reply) {
+    const char **ids = NULL;
+    size_t n = unique_candidates(q, req->arena, &ids);
     mmr_item_stats_t *stats = mmr_arena_alloc(req->arena, n * sizeof *stats);
     uint8_t *found = mmr_arena_alloc(req->arena, n);
     uint8_t *in_catalog = mmr_arena_alloc(req->arena, n);
-    mmr_item_t *items_rec = NULL;
     scored_t *sc = mmr_arena_alloc(req->arena, n * sizeof *sc);
-    if (!ids || !stats || !found || !in_catalog || !sc) { fail(r, reply, MMR_RPC_RESOURCE_EXHAUSTED, "out of memory"); goto out; }
-    for (size_t i = 0; i < n; i++) ids[i] = q->candidates[i];
-    qsort(ids, n, sizeof *ids, str_cmp);
-    size_t u = 0;
-    for (size_t i = 0; i < n; i++)
-        if (u == 0 || strcmp(ids[u - 1], ids[i]) != 0) ids[u++] = ids[i];
-    n = u;
-
-    mmr_err_t err = {0};
-    mmr_user_t *user = NULL;
-    mmr_status_t st = mmr_fstore_get_user(r->fs, q->user_id, &user, &err);
-    if (st == MMR_ERR_NOT_FOUND) atomic_fetch_add(&r->cold, 1);
-    else if (st != MMR_OK) { fail(r, reply, MMR_RPC_INTERNAL, "feature store: %s", err.msg); goto out; }
+    if (!n || !stats || !found || !in_catalog || !sc) {
+        fail(r, reply, MMR_RPC_RESOURCE_EXHAUSTED, "out of memory");
+        return -1;
+    }
     /* A candidate is known when the catalog has it or events have touched it; deleted
      * catalog items are never served. Cost: this reads each candidate's whole item record,
      * embeddings included, from RocksDB on every request (no hot-item cache yet). */
+    mmr_err_t err = {0};
+    mmr_item_t *items_rec = NULL;
     if (mmr_fstore_get_item_stats(r->fs, n, ids, stats, found, &err) != MMR_OK ||
         mmr_fstore_get_items(r->fs, n, ids, &items_rec, in_catalog, &err) != MMR_OK) {
         fail(r, reply, MMR_RPC_INTERNAL, "feature store: %s", err.msg);
-        goto out_user;
+        return -1;
     }
     if (mmr_mono_ns() > req->deadline_ns) {
+        mmr_fstore_items_free(items_rec);
         fail(r, reply, MMR_RPC_DEADLINE_EXCEEDED, "deadline expired while reading features");
-        goto out_user;
+        return -1;
     }
-
     size_t m = 0;
-    uint32_t unknown = 0;
-    int64_t now_ms = mmr_now_ms();
     for (size_t i = 0; i < n; i++) {
         if (in_catalog[i] && items_rec[i].deleted) continue;
-        if (!found[i] && !in_catalog[i]) { unknown++; continue; }
+        if (!found[i] && !in_catalog[i]) { (*unknown)++; continue; }
         float affinity = 0.0f;
-        int seen = 0;
         for (uint32_t j = 0; user && j < user->n; j++)
-            if (strcmp(user->recent[j].item_id, ids[i]) == 0) {
-                affinity += interaction_weight(&user->recent[j]);
-                seen = 1;
-            }
-        if (seen && q->exclude_seen) continue;
+            if (strcmp(user->recent[j].item_id, ids[i]) == 0) affinity += interaction_weight(&user->recent[j]);
+        if (q->exclude_seen && seen_by(user, ids[i])) continue;
         sc[m].item_id = ids[i];
         double pop = found[i] ? mmr_fstore_popularity_at(r->fs, &stats[i], now_ms) : 0.0;
         sc[m].score = affinity + 0.1f * (float)log1p(pop);
         m++;
     }
+    mmr_fstore_items_free(items_rec);
+    *out = sc;
+    return (long)m;
+}
+
+static int row_cmp(const void *a, const void *b) {
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+    return (x > y) - (x < y);
+}
+
+/* Scores with model: candidates from the request or the index (retrieve_k), into sc;
+ * returns the count scored, or -1 with reply filled. Ids in sc live in the arena. */
+static long score_model(mmr_ranker_t *r, const Mmrec__V1__RankRequest *q, const mmr_user_t *user,
+                        const mmr_model_t *model, const mmr_rpc_request_t *req, int64_t now_ms,
+                        scored_t **out, uint32_t *unknown, mmr_rpc_reply_t *reply) {
+    mmr_arena_t *a = req->arena;
+    mmr_err_t err = {0};
+    size_t D = (size_t)mmr_tower_get_config(mmr_model_tower(model))->d_out;
+    float *uvec = mmr_arena_alloc(a, D * sizeof *uvec); /* (D) */
+    if (!uvec) { fail(r, reply, MMR_RPC_RESOURCE_EXHAUSTED, "out of memory"); return -1; }
+    if (mmr_model_encode_user(model, q->user_id, user, now_ms, uvec, &err) != MMR_OK) {
+        fail(r, reply, MMR_RPC_INTERNAL, "encode user: %s", err.msg);
+        return -1;
+    }
+    const char **ids = NULL;
+    size_t n = 0;
+    if (q->retrieve_k) {
+        /* excluded rows: the user's recent items that the index holds, sorted */
+        int64_t *ex = mmr_arena_alloc(a, (user && q->exclude_seen ? user->n : 0) * sizeof *ex + 1);
+        int64_t *rows = mmr_arena_alloc(a, q->retrieve_k * sizeof *rows); /* (k) */
+        float *dots = mmr_arena_alloc(a, q->retrieve_k * sizeof *dots);   /* (k) */
+        ids = mmr_arena_alloc(a, q->retrieve_k * sizeof *ids);
+        if (!ex || !rows || !dots || !ids) { fail(r, reply, MMR_RPC_RESOURCE_EXHAUSTED, "out of memory"); return -1; }
+        size_t nex = 0;
+        for (uint32_t j = 0; user && q->exclude_seen && j < user->n; j++) {
+            int64_t row = mmr_model_find(model, user->recent[j].item_id);
+            if (row >= 0) ex[nex++] = row;
+        }
+        qsort(ex, nex, sizeof *ex, row_cmp);
+        mmr_model_retrieve(model, uvec, q->retrieve_k, ex, nex, rows, dots, &n);
+        for (size_t i = 0; i < n; i++) ids[i] = mmr_arena_strdup(a, mmr_model_item_id(model, (size_t)rows[i]));
+    } else {
+        n = unique_candidates(q, a, &ids);
+        if (!n) { fail(r, reply, MMR_RPC_RESOURCE_EXHAUSTED, "out of memory"); return -1; }
+        size_t k = 0;
+        for (size_t i = 0; i < n; i++)
+            if (!q->exclude_seen || !seen_by(user, ids[i])) ids[k++] = ids[i];
+        n = k;
+    }
+    if (mmr_mono_ns() > req->deadline_ns) {
+        fail(r, reply, MMR_RPC_DEADLINE_EXCEEDED, "deadline expired before scoring");
+        return -1;
+    }
+    float *score = mmr_arena_alloc(a, n * sizeof *score + 1);          /* (n) */
+    float *gate = q->explain ? mmr_arena_alloc(a, n * 3 * sizeof *gate + 1) : NULL; /* (n, 3) */
+    uint8_t *status = mmr_arena_alloc(a, n + 1);                        /* (n) */
+    scored_t *sc = mmr_arena_alloc(a, n * sizeof *sc + 1);
+    if (!score || (q->explain && !gate) || !status || !sc) {
+        fail(r, reply, MMR_RPC_RESOURCE_EXHAUSTED, "out of memory");
+        return -1;
+    }
+    if (mmr_model_score(model, uvec, n, ids, now_ms, score, gate, status, &err) != MMR_OK) {
+        fail(r, reply, MMR_RPC_INTERNAL, "score: %s", err.msg);
+        return -1;
+    }
+    size_t m = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (status[i] == MMR_MODEL_UNKNOWN) (*unknown)++;
+        if (status[i] != MMR_MODEL_SCORED) continue;
+        sc[m++] = (scored_t){ids[i], score[i], gate ? gate + 3 * i : NULL};
+    }
+    atomic_fetch_add(&r->model_scored, 1);
+    *out = sc;
+    return (long)m;
+}
+
+void mmr_ranker_handle_rank(void *opaque, const mmr_rpc_request_t *req, mmr_rpc_reply_t *reply) {
+    mmr_ranker_t *r = opaque;
+    atomic_fetch_add(&r->requests, 1);
+    Mmrec__V1__RankRequest *q = mmrec__v1__rank_request__unpack(NULL, req->len, req->data);
+    if (!q) { fail(r, reply, MMR_RPC_INVALID_ARGUMENT, "undecodable RankRequest"); return; }
+    mmr_model_ref_t ref = {0};
+    mmr_user_t *user = NULL;
+    if (!validate(r, q, reply)) goto out;
+
+    /* which model: the pinned version, the experiment arm's, or the serving one */
+    mmr_err_t err = {0};
+    mmr_registry_arm_t arm = {0};
+    char arm_tag[2 * 64 + 2] = "";
+    uint64_t want = q->model_version;
+    if (*q->experiment) {
+        if (!r->registry || mmr_registry_assign(r->registry, q->experiment, q->user_id, &arm, &err) != MMR_OK) {
+            fail(r, reply, MMR_RPC_INVALID_ARGUMENT, "unknown experiment '%.64s'", q->experiment);
+            goto out;
+        }
+        want = arm.version;
+        snprintf(arm_tag, sizeof arm_tag, "%s/%s", arm.experiment, arm.arm);
+    }
+    if (r->registry && mmr_registry_acquire(r->registry, want, &ref, &err) != MMR_OK && want) {
+        fail(r, reply, MMR_RPC_NOT_FOUND, "%s", err.msg);
+        goto out;
+    }
+    if (!r->registry && want) {
+        fail(r, reply, MMR_RPC_NOT_FOUND, "model version %llu: no model registry", (unsigned long long)want);
+        goto out;
+    }
+    if (!ref.model && q->retrieve_k) {
+        fail(r, reply, MMR_RPC_UNIMPLEMENTED, "retrieve_k needs a serving model");
+        goto out;
+    }
+
+    mmr_status_t st = mmr_fstore_get_user(r->fs, q->user_id, &user, &err);
+    if (st == MMR_ERR_NOT_FOUND) atomic_fetch_add(&r->cold, 1);
+    else if (st != MMR_OK) { fail(r, reply, MMR_RPC_INTERNAL, "feature store: %s", err.msg); goto out; }
+
+    int64_t now_ms = mmr_now_ms();
+    uint32_t unknown = 0;
+    scored_t *sc = NULL;
+    long scored = ref.model ? score_model(r, q, user, ref.model, req, now_ms, &sc, &unknown, reply)
+                            : score_baseline(r, q, user, req, now_ms, &sc, &unknown, reply);
+    if (scored < 0) goto out;
+    size_t m = (size_t)scored;
     atomic_fetch_add(&r->unknown, unknown);
     qsort(sc, m, sizeof *sc, scored_cmp);
     uint32_t top_k = q->top_k ? q->top_k : r->default_top_k;
@@ -186,17 +323,29 @@ void mmr_ranker_handle_rank(void *opaque, const mmr_rpc_request_t *req, mmr_rpc_
     Mmrec__V1__RankResponse *resp = mmr_arena_alloc(req->arena, sizeof *resp);
     Mmrec__V1__ScoredItem **items = mmr_arena_alloc(req->arena, (m ? m : 1) * sizeof *items);
     Mmrec__V1__ScoredItem *pool = mmr_arena_alloc(req->arena, (m ? m : 1) * sizeof *pool);
-    if (!resp || !items || !pool) { fail(r, reply, MMR_RPC_RESOURCE_EXHAUSTED, "out of memory"); goto out_user; }
+    Mmrec__V1__ModalityWeights *mw = q->explain ? mmr_arena_alloc(req->arena, (m ? m : 1) * sizeof *mw) : NULL;
+    if (!resp || !items || !pool || (q->explain && !mw)) {
+        fail(r, reply, MMR_RPC_RESOURCE_EXHAUSTED, "out of memory");
+        goto out;
+    }
     mmrec__v1__rank_response__init(resp);
     for (size_t i = 0; i < m; i++) {
         mmrec__v1__scored_item__init(&pool[i]);
         pool[i].item_id = mmr_arena_strdup(req->arena, sc[i].item_id);
         pool[i].score = sc[i].score;
+        if (mw && sc[i].gate) {
+            mmrec__v1__modality_weights__init(&mw[i]);
+            mw[i].text = sc[i].gate[0];
+            mw[i].image = sc[i].gate[1];
+            mw[i].video = sc[i].gate[2];
+            pool[i].modality_weights = &mw[i];
+        }
         items[i] = &pool[i];
     }
     resp->n_items = m;
     resp->items = items;
     resp->unknown_candidates = unknown;
+    resp->model_version = ref.model ? ref.version : 0;
     if (*q->request_id) {
         resp->request_id = mmr_arena_strdup(req->arena, q->request_id);
     } else {
@@ -205,6 +354,7 @@ void mmr_ranker_handle_rank(void *opaque, const mmr_rpc_request_t *req, mmr_rpc_
                  (unsigned long long)atomic_fetch_add(&r->request_seq, 1));
         resp->request_id = mmr_arena_strdup(req->arena, rid);
     }
+    if (*arm_tag && m) mmr_registry_count_impressions(r->registry, arm_tag, m);
     if (r->impression_fn && m) {
         char **shown = mmr_arena_alloc(req->arena, m * sizeof *shown);
         if (shown) {
@@ -215,16 +365,15 @@ void mmr_ranker_handle_rank(void *opaque, const mmr_rpc_request_t *req, mmr_rpc_
             imp.item_ids = shown;
             imp.n_item_ids = m;
             imp.model_version = resp->model_version;
-            imp.experiment_arm = q->experiment;
+            imp.experiment_arm = arm_tag;
             imp.ts_ms = now_ms;
             r->impression_fn(r->impression_opaque, &imp);
         }
     }
     reply->status = MMR_RPC_OK;
     reply->msg = &resp->base;
-out_user:
-    mmr_fstore_items_free(items_rec);
-    mmr_user_free(user);
 out:
+    if (ref.model) mmr_registry_release(r->registry, &ref);
+    mmr_user_free(user);
     mmrec__v1__rank_request__free_unpacked(q, NULL);
 }

@@ -1,4 +1,5 @@
-/* cli_rpc.c — `mmrec rank` and `mmrec health`: gRPC calls to a running mmrecd. */
+/* cli_rpc.c — `mmrec rank` and `mmrec health`: gRPC calls to a running mmrecd, and the
+ * connection options every RPC command shares (mmr_cli_connect). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -8,11 +9,8 @@
 #include "mmr_rpc.h"
 #include "mmrec/v1/ranking.pb-c.h"
 
-/* Connection options shared by every RPC command; the token may come from MMREC_TOKEN so
- * that it does not show in the process list. */
-#define CONNECT_OPTS "addr", "ca", "cert", "key", "tls-name", "token"
-
-static mmr_rpc_client_t *connect_or_die(int argc, char **argv) {
+/* The token may come from MMREC_TOKEN so that it does not show in the process list. */
+mmr_rpc_client_t *mmr_cli_connect(int argc, char **argv) {
     mmr_rpc_client_opts_t o = {
         .ca_pem_path = mmr_cli_opt(argc, argv, "ca", NULL),
         .cert_pem_path = mmr_cli_opt(argc, argv, "cert", NULL),
@@ -35,7 +33,7 @@ static mmr_rpc_client_t *connect_or_die(int argc, char **argv) {
 }
 
 int mmr_cli_rank(int argc, char **argv) {
-    static const char *const valued[] = {CONNECT_OPTS, "user", "candidates", "top-k", "deadline-ms", NULL};
+    static const char *const valued[] = {MMR_CLI_CONNECT_OPTS, "user", "candidates", "top-k", "deadline-ms", NULL};
     static const char *const flags[] = {"exclude-seen", NULL};
     if (!mmr_cli_check_opts(argc, argv, valued, flags)) return 2;
     const char *user = mmr_cli_opt(argc, argv, "user", NULL);
@@ -57,7 +55,7 @@ int mmr_cli_rank(int argc, char **argv) {
     req.n_candidates = k;
     req.top_k = (uint32_t)atoi(mmr_cli_opt(argc, argv, "top-k", "0"));
     req.exclude_seen = mmr_cli_flag(argc, argv, "exclude-seen");
-    mmr_rpc_client_t *c = connect_or_die(argc, argv);
+    mmr_rpc_client_t *c = mmr_cli_connect(argc, argv);
     ProtobufCMessage *out = NULL;
     mmr_err_t err = {0};
     int rc = 0;
@@ -80,11 +78,11 @@ int mmr_cli_rank(int argc, char **argv) {
 }
 
 int mmr_cli_health(int argc, char **argv) {
-    static const char *const valued[] = {CONNECT_OPTS, "service", "deadline-ms", NULL};
+    static const char *const valued[] = {MMR_CLI_CONNECT_OPTS, "service", "deadline-ms", NULL};
     if (!mmr_cli_check_opts(argc, argv, valued, NULL)) return 2;
     Grpc__Health__V1__HealthCheckRequest req = GRPC__HEALTH__V1__HEALTH_CHECK_REQUEST__INIT;
     req.service = (char *)mmr_cli_opt(argc, argv, "service", "");
-    mmr_rpc_client_t *c = connect_or_die(argc, argv);
+    mmr_rpc_client_t *c = mmr_cli_connect(argc, argv);
     ProtobufCMessage *out = NULL;
     mmr_err_t err = {0};
     int rc = 1;

@@ -21,6 +21,8 @@ static const command_t commands[] = {
                            "      [TLS/auth options] call mmrec.v1.Ranker/Rank and print the ranked items"},
     {"health", mmr_cli_health, "health --addr HOST:PORT [--service NAME] [TLS/auth options]\n"
                                "      grpc.health.v1 Check; exit 0 when SERVING"},
+    {"model", mmr_cli_model, "model list|promote V|pin V|unpin|rollback --addr HOST:PORT [TLS/auth options]\n"
+                             "      model versions of a running mmrecd (mmrec.v1.Admin)"},
     {"inspect", mmr_cli_inspect, "inspect user|item ID --db PATH\n"
                                  "      print a user's recent interactions or an item's record and stats"},
 };

@@ -70,14 +70,23 @@ int main(void) {
     q.retrieve_k = 10;
     CHECK(rank(&q, a, &r, msg) == MMR_RPC_INVALID_ARGUMENT && strstr(msg, "not both"));
     q.n_candidates = 0;
-    CHECK(rank(&q, a, &r, msg) == MMR_RPC_UNIMPLEMENTED);
+    CHECK(rank(&q, a, &r, msg) == MMR_RPC_INVALID_ARGUMENT && strstr(msg, "limit is 8"));
+    q.retrieve_k = 5;
+    CHECK(rank(&q, a, &r, msg) == MMR_RPC_UNIMPLEMENTED && strstr(msg, "serving model")); /* no registry */
     q.retrieve_k = 0;
     CHECK(rank(&q, a, &r, msg) == MMR_RPC_INVALID_ARGUMENT && strstr(msg, "no candidates"));
     q.n_candidates = 9;
     CHECK(rank(&q, a, &r, msg) == MMR_RPC_INVALID_ARGUMENT && strstr(msg, "limit is 8"));
     q.n_candidates = 8;
     CHECK(rank(&q, a, &r, msg) == MMR_RPC_INVALID_ARGUMENT && strstr(msg, "candidate 7"));
-    printf("ok validation: undecodable, missing user, both/neither sources, limits, empty id\n");
+    q.n_candidates = 2;
+    q.model_version = 3;
+    CHECK(rank(&q, a, &r, msg) == MMR_RPC_NOT_FOUND);
+    q.model_version = 0;
+    q.experiment = "ab";
+    CHECK(rank(&q, a, &r, msg) == MMR_RPC_INVALID_ARGUMENT && strstr(msg, "unknown experiment"));
+    q.experiment = "";
+    printf("ok validation: undecodable, missing user, both/neither sources, limits, empty id, no model\n");
 
     /* alice: clicked a (+1), skipped c (-1); b is popular; d only in the catalog; e unknown;
      * a listed twice; x deleted. */
