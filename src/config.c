@@ -7,13 +7,13 @@
 #include <stdlib.h>
 #include <string.h>
 
-typedef enum { T_STR, T_INT, T_BOOL } opt_type_t;
+typedef enum { T_STR, T_INT, T_BOOL, T_DBL } opt_type_t;
 
 typedef struct opt {
     const char *name;
     opt_type_t type;
     const char *def;
-    long min, max;      /* T_INT range */
+    long min, max;      /* T_INT and T_DBL range */
     int reloadable;
     size_t off;
     const char *desc;
@@ -54,6 +54,24 @@ static const opt_t opts[] = {
     {"rank.max_candidates", T_INT, "10000", 1, 1000000, 0, O(rank_max_candidates), "candidates per Rank request; above it INVALID_ARGUMENT"},
     {"shutdown.grace_ms", T_INT, "5000", 0, 600000, 0, O(shutdown_grace_ms), "time in-flight calls get to finish on SIGTERM"},
     {"metrics.listen", T_STR, "127.0.0.1:9464", 0, 0, 0, O(metrics_listen), "Prometheus /metrics HTTP address; empty = off; port 0 = free port"},
+    {"trainer.enabled", T_BOOL, "true", 0, 1, 0, O(trainer_enabled), "learn online from the event stream and publish model versions"},
+    {"trainer.group", T_STR, "mmrec-trainer", 0, 0, 0, O(trainer_group), "consumer group of the trainer (its offsets live in its checkpoint)"},
+    {"trainer.publish_interval_ms", T_INT, "500", 10, 86400000, 0, O(trainer_publish_ms), "publish a model version this often when there are new examples"},
+    {"trainer.publish_examples", T_INT, "0", 0, 1000000000, 0, O(trainer_publish_examples), "also publish after this many new examples (0 = time only)"},
+    {"trainer.checkpoint_interval_ms", T_INT, "10000", 100, 86400000, 0, O(trainer_checkpoint_ms), "write the trainer checkpoint this often (and on shutdown)"},
+    {"trainer.batch_size", T_INT, "256", 1, 65536, 0, O(trainer_batch), "examples per training step"},
+    {"trainer.lr", T_DBL, "0.05", 0, 10, 0, O(trainer_lr), "Adagrad learning rate of the dense tower weights"},
+    {"trainer.lr_sparse", T_DBL, "0.05", 0, 10, 0, O(trainer_lr_sparse), "Adagrad learning rate of the item/user id embeddings"},
+    {"trainer.neg_per_pos", T_INT, "4", 0, 64, 0, O(trainer_neg_per_pos), "sampled negative items per positive"},
+    {"trainer.join_window_ms", T_INT, "30000", 0, 86400000, 0, O(trainer_join_window_ms), "an impression without a positive within this event time is a negative"},
+    {"trainer.max_pending", T_INT, "1000000", 1000, 100000000, 0, O(trainer_max_pending), "impressions held by the join; beyond it the oldest is decided early"},
+    {"model.dir", T_STR, "", 0, 0, 0, O(model_dir), "model files and the trainer checkpoint (empty = <store.path>/models)"},
+    {"model.keep", T_INT, "10", 1, 100000, 0, O(model_keep), "model versions kept besides the serving, previous and experiment ones"},
+    {"model.experiments", T_STR, "", 0, 0, 0, O(model_experiments), "A/B splits: name=arm:version:weight,arm:version:weight[;name2=...]"},
+    {"model.hidden", T_INT, "128", 1, 4096, 0, O(model_hidden), "tower projection and MLP width"},
+    {"model.dim", T_INT, "64", 1, 1024, 0, O(model_dim), "item and user vector width"},
+    {"model.history", T_INT, "32", 1, 1024, 0, O(model_history), "recent interactions the user tower attends over"},
+    {"model.id_buckets", T_INT, "262144", 1, 67108864, 0, O(model_id_buckets), "hash buckets of the item-id and user-id embeddings"},
     {"ready_file", T_STR, "", 0, 0, 0, O(ready_file), "when set, written with the bound ports once serving"},
 };
 #define NOPTS (sizeof opts / sizeof opts[0])
@@ -77,6 +95,16 @@ static mmr_status_t opt_apply(mmr_config_t *cfg, const opt_t *o, const char *v, 
         if (!dup) return mmr_err_set(err, MMR_ERR_NOMEM, "out of memory");
         free(*(char **)base);
         *(char **)base = dup;
+        return MMR_OK;
+    }
+    if (o->type == T_DBL) {
+        char *end;
+        errno = 0;
+        double d = strtod(v, &end);
+        if (errno || end == v || *end || !(d >= (double)o->min && d <= (double)o->max))
+            return mmr_err_set(err, MMR_ERR_INVALID, "%s: expected a number in [%ld, %ld], got '%s'",
+                               o->name, o->min, o->max, v);
+        *(double *)base = d;
         return MMR_OK;
     }
     long x;
@@ -201,7 +229,9 @@ mmr_status_t mmr_config_parse_args(mmr_config_t *cfg, int argc, char **argv, int
     return MMR_OK;
 }
 
-static const char *type_name(opt_type_t t) { return t == T_STR ? "string" : t == T_INT ? "int" : "bool"; }
+static const char *type_name(opt_type_t t) {
+    return t == T_STR ? "string" : t == T_INT ? "int" : t == T_DBL ? "number" : "bool";
+}
 
 void mmr_config_print_help(FILE *out, const char *prog) {
     fprintf(out, "usage: %s [--config FILE] [--key=value ...]\n\n"
@@ -211,12 +241,12 @@ void mmr_config_print_help(FILE *out, const char *prog) {
     for (size_t i = 0; i < NOPTS; i++) {
         char head[64];
         snprintf(head, sizeof head, "--%s", opts[i].name);
-        fprintf(out, "  %-26s %-6s %s (default: %s)\n", head, type_name(opts[i].type), opts[i].desc,
+        fprintf(out, "  %-32s %-6s %s (default: %s)\n", head, type_name(opts[i].type), opts[i].desc,
                 *opts[i].def ? opts[i].def : "\"\"");
     }
-    fprintf(out, "  --kafka.<prop>=<v>         passed to librdkafka (e.g. --kafka.security.protocol=SSL)\n"
-                 "  --rocksdb.<opt>=<v>        passed to RocksDB (e.g. --rocksdb.write_buffer_size=67108864)\n"
-                 "  --help                     this text\n");
+    fprintf(out, "  --kafka.<prop>=<v>               passed to librdkafka (e.g. --kafka.security.protocol=SSL)\n"
+                 "  --rocksdb.<opt>=<v>              passed to RocksDB (e.g. --rocksdb.write_buffer_size=67108864)\n"
+                 "  --help                           this text\n");
 }
 
 void mmr_config_print_markdown(FILE *out) {
@@ -231,7 +261,7 @@ void mmr_config_print_markdown(FILE *out) {
     for (size_t i = 0; i < NOPTS; i++) {
         const opt_t *o = &opts[i];
         char range[64] = "";
-        if (o->type == T_INT) snprintf(range, sizeof range, "%ld – %ld", o->min, o->max);
+        if (o->type == T_INT || o->type == T_DBL) snprintf(range, sizeof range, "%ld – %ld", o->min, o->max);
         fprintf(out, "| `%s` | %s | `%s` | %s | %s | %s |\n", o->name, type_name(o->type),
                 *o->def ? o->def : "\"\"", range, o->reloadable ? "yes" : "no", o->desc);
     }

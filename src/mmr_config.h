@@ -45,6 +45,24 @@ typedef struct mmr_config {
     long rank_max_candidates;
     long shutdown_grace_ms;
     char *metrics_listen;
+    long trainer_enabled;
+    char *trainer_group;
+    long trainer_publish_ms;
+    long trainer_publish_examples;
+    long trainer_checkpoint_ms;
+    long trainer_batch;
+    double trainer_lr;
+    double trainer_lr_sparse;
+    long trainer_neg_per_pos;
+    long trainer_join_window_ms;
+    long trainer_max_pending;
+    char *model_dir;
+    long model_keep;
+    char *model_experiments;
+    long model_hidden;
+    long model_dim;
+    long model_history;
+    long model_id_buckets;
     char *ready_file;
     /* "key=value" with the kafka./rocksdb. prefix stripped; owned */
     char *kafka_props[MMR_CONFIG_MAX_PASSTHROUGH];

@@ -15,7 +15,7 @@ static const command_t commands[] = {
                          "      [--dims T,I,V] [--start-ms MS]\n"
                          "      synthetic multimodal catalog (items.jsonl) and event log (events.tsv)"},
     {"produce", mmr_cli_produce, "produce --brokers HOST:PORT [--events FILE.tsv] [--items FILE.jsonl]\n"
-                                 "      [--events-topic T] [--items-topic T] [--rate N/s]\n"
+                                 "      [--events-topic T] [--items-topic T] [--rate N/s] [--dims T,I,V (for raw text)]\n"
                                  "      push a dataset into Kafka (protobuf mmrec.v1.Event / Item)"},
     {"rank", mmr_cli_rank, "rank --addr HOST:PORT --user ID --candidates A,B,C [--top-k N] [--exclude-seen]\n"
                            "      [TLS/auth options] call mmrec.v1.Ranker/Rank and print the ranked items"},

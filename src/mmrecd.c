@@ -1,15 +1,18 @@
-/* mmrecd.c — the daemon: feature store, Kafka ingestion, gRPC ranking service and
- * Prometheus metrics in one process, each part switchable in the config.
+/* mmrecd.c — the daemon: feature store, Kafka ingestion, online trainer, model registry,
+ * gRPC ranking service and Prometheus metrics in one process, each part switchable in the
+ * config.
  *
  * Signals are blocked in every thread and taken by main with sigwait: SIGTERM/SIGINT
- * shut down in order (health NOT_SERVING, stop accepting and drain RPCs, flush and commit
- * ingestion, close the store) and exit 0; SIGHUP re-reads the reloadable options. */
+ * shut down in order (health NOT_SERVING, stop accepting and drain RPCs, stop the trainer
+ * with a final publish and checkpoint, flush and commit ingestion, close the registry and
+ * the store) and exit 0; SIGHUP re-reads the reloadable options. */
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "mmr_admin.h"
 #include "mmr_config.h"
 #include "mmr_fstore.h"
 #include "mmr_impressions.h"
@@ -17,7 +20,9 @@
 #include "mmr_log.h"
 #include "mmr_metrics.h"
 #include "mmr_ranker.h"
+#include "mmr_registry.h"
 #include "mmr_server.h"
+#include "mmr_trainerd.h"
 
 typedef struct daemon_state {
     mmr_config_t cfg;
@@ -25,6 +30,8 @@ typedef struct daemon_state {
     mmr_fstore_t *fs;
     mmr_ingest_t *ing;
     mmr_impressions_t *imps;
+    mmr_registry_t *reg;
+    mmr_trainerd_t *trainer;
     mmr_ranker_t *ranker;
     mmr_server_t *srv;
     mmr_metrics_t *metrics;
@@ -55,6 +62,7 @@ static void render_metrics(void *opaque, FILE *out) {
         put(out, "counter", "mmrec_rank_invalid_total", (double)r.invalid);
         put(out, "counter", "mmrec_rank_unknown_candidates_total", (double)r.unknown_candidates);
         put(out, "counter", "mmrec_rank_cold_start_total", (double)r.cold_start);
+        put(out, "counter", "mmrec_rank_model_scored_total", (double)r.model_scored);
     }
     if (d->imps) {
         mmr_impressions_stats_t s;
@@ -83,6 +91,107 @@ static void render_metrics(void *opaque, FILE *out) {
                     mmr_ingest_reason_str((mmr_ingest_reason_t)i),
                     (unsigned long long)s.dead_lettered[i]);
     }
+    if (d->reg) {
+        int pinned = 0;
+        put(out, "gauge", "mmrec_model_serving_version", (double)mmr_registry_serving(d->reg, &pinned));
+        put(out, "gauge", "mmrec_model_pinned", pinned);
+        mmr_registry_arm_stats_t arms[MMR_REGISTRY_MAX_ARMS * 4];
+        size_t n = mmr_registry_experiment_stats(d->reg, arms, sizeof arms / sizeof arms[0]);
+        if (n > sizeof arms / sizeof arms[0]) n = sizeof arms / sizeof arms[0];
+        static const char *const arm_metric[] = {"impressions", "clicks", "ctr"};
+        for (int k = 0; k < 3 && n; k++) {
+            fprintf(out, "# TYPE mmrec_experiment_%s %s\n", arm_metric[k], k < 2 ? "counter" : "gauge");
+            for (size_t i = 0; i < n; i++) {
+                double v = k == 0 ? (double)arms[i].impressions : k == 1 ? (double)arms[i].clicks
+                         : arms[i].impressions ? (double)arms[i].clicks / (double)arms[i].impressions : 0;
+                fprintf(out, "mmrec_experiment_%s{experiment=\"%s\",arm=\"%s\",version=\"%llu\"} %.17g\n",
+                        arm_metric[k], arms[i].experiment, arms[i].arm,
+                        (unsigned long long)arms[i].version, v);
+            }
+        }
+    }
+    if (d->trainer) {
+        mmr_trainerd_stats_t t;
+        mmr_trainerd_get_stats(d->trainer, &t);
+        put(out, "counter", "mmrec_trainer_examples_total", (double)t.trainer.examples);
+        put(out, "counter", "mmrec_trainer_positives_total", (double)t.trainer.positives);
+        put(out, "counter", "mmrec_trainer_steps_total", (double)t.trainer.steps);
+        put(out, "gauge", "mmrec_trainer_loss", t.trainer.loss_ewma);
+        put(out, "counter", "mmrec_trainer_example_errors_total", (double)t.example_errors);
+        put(out, "counter", "mmrec_trainer_publishes_total", (double)t.publishes);
+        put(out, "counter", "mmrec_trainer_publish_errors_total", (double)t.publish_errors);
+        put(out, "counter", "mmrec_trainer_checkpoints_total", (double)t.checkpoints);
+        put(out, "counter", "mmrec_trainer_checkpoint_errors_total", (double)t.checkpoint_errors);
+        put(out, "gauge", "mmrec_trainer_published_version", (double)t.version);
+        put(out, "gauge", "mmrec_trainer_freshness_oldest_ms", (double)t.fresh_oldest_ms);
+        put(out, "gauge", "mmrec_trainer_freshness_newest_ms", (double)t.fresh_newest_ms);
+        fprintf(out, "# TYPE mmrec_trainer_freshness_ms histogram\n");
+        uint64_t cum = 0;
+        for (int b = 0; b < MMR_TRAINERD_FRESH_BUCKETS; b++) {
+            cum += t.fresh_hist[b];
+            if (b < MMR_TRAINERD_FRESH_BUCKETS - 1)
+                fprintf(out, "mmrec_trainer_freshness_ms_bucket{le=\"%g\"} %llu\n", mmr_trainerd_fresh_le[b],
+                        (unsigned long long)cum);
+            else
+                fprintf(out, "mmrec_trainer_freshness_ms_bucket{le=\"+Inf\"} %llu\n", (unsigned long long)cum);
+        }
+        fprintf(out, "mmrec_trainer_freshness_ms_sum %.17g\nmmrec_trainer_freshness_ms_count %llu\n",
+                t.fresh_sum_ms, (unsigned long long)cum);
+        put(out, "counter", "mmrec_trainer_events_total", (double)t.feed.events);
+        put(out, "counter", "mmrec_trainer_impressions_total", (double)t.feed.impressions);
+        put(out, "counter", "mmrec_trainer_undecodable_total", (double)t.feed.undecodable);
+        put(out, "counter", "mmrec_trainer_join_positives_total", (double)t.join.positives);
+        put(out, "counter", "mmrec_trainer_join_negatives_total", (double)t.join.negatives);
+        put(out, "counter", "mmrec_trainer_join_forced_total", (double)t.join.forced);
+        put(out, "gauge", "mmrec_trainer_join_pending", (double)t.join.pending);
+    }
+}
+
+/* The registry (model files under model.dir) and, when enabled, the online trainer. */
+static mmr_status_t start_models(daemon_state_t *d, mmr_err_t *err) {
+    mmr_config_t *c = &d->cfg;
+    char dir[4096];
+    int w = *c->model_dir ? snprintf(dir, sizeof dir, "%s", c->model_dir)
+                          : snprintf(dir, sizeof dir, "%s/models", c->store_path);
+    if (w < 0 || (size_t)w >= sizeof dir) return mmr_err_set(err, MMR_ERR_INVALID, "model.dir too long");
+    mmr_registry_conf_t rc = {.model_dir = dir, .keep = (uint32_t)c->model_keep};
+    mmr_status_t st = mmr_registry_open(&rc, d->fs, &d->reg, err);
+    if (st != MMR_OK) return st;
+    if (*c->model_experiments && (st = mmr_registry_set_experiments(d->reg, c->model_experiments, err)) != MMR_OK)
+        return st;
+    mmr_log(MMR_LOG_INFO, "mmrecd", "models in %s, serving version %llu", dir,
+            (unsigned long long)mmr_registry_serving(d->reg, NULL));
+    if (!c->trainer_enabled) return MMR_OK;
+    if (c->dim_text < 1 || c->dim_image < 1 || c->dim_video < 1)
+        return mmr_err_set(err, MMR_ERR_INVALID, "the trainer needs fixed item.dim_text/image/video (> 0)");
+    mmr_tower_config_t tc = mmr_tower_config_default();
+    tc.d_text = (int)c->dim_text, tc.d_image = (int)c->dim_image, tc.d_video = (int)c->dim_video;
+    tc.d_hidden = (int)c->model_hidden, tc.d_out = (int)c->model_dim, tc.hist_len = (int)c->model_history;
+    tc.n_item_ids = tc.n_user_ids = (int)c->model_id_buckets;
+    char ckpt[4200];
+    snprintf(ckpt, sizeof ckpt, "%s/trainer.ckpt", dir);
+    mmr_trainerd_conf_t tdc = {
+        .feed = {.brokers = c->kafka_brokers, .group_id = c->trainer_group,
+                 .events_topic = c->events_topic, .impressions_topic = c->impressions_topic,
+                 .format = strcmp(c->ingest_format, "json") == 0 ? MMR_INGEST_FORMAT_JSON
+                                                                  : MMR_INGEST_FORMAT_PROTOBUF,
+                 .kafka_props = (const char *const *)c->kafka_props, .n_kafka_props = c->n_kafka_props},
+        .join = {.window_ms = c->trainer_join_window_ms, .max_pending = (size_t)c->trainer_max_pending,
+                 .neg_per_pos = (int)c->trainer_neg_per_pos, .seed = 1},
+        .trainer = {.tower = tc, .batch_size = (int)c->trainer_batch, .seed = 1,
+                    .optim = {.kind = MMR_TOWER_OPT_ADAGRAD, .lr = (float)c->trainer_lr,
+                              .lr_sparse = (float)c->trainer_lr_sparse, .adagrad_init = 0.1f,
+                              .adagrad_eps = 1e-8f}},
+        .checkpoint_path = ckpt,
+        .publish_interval_ms = c->trainer_publish_ms,
+        .publish_examples = (uint64_t)c->trainer_publish_examples,
+        .checkpoint_interval_ms = c->trainer_checkpoint_ms,
+    };
+    if ((st = mmr_trainerd_start(&tdc, d->fs, d->reg, &d->trainer, err)) != MMR_OK) return st;
+    mmr_log(MMR_LOG_INFO, "mmrecd", "training online from %s%s%s (group %s), publishing every %ld ms",
+            c->events_topic, *c->impressions_topic ? " and " : "", c->impressions_topic,
+            c->trainer_group, c->trainer_publish_ms);
+    return MMR_OK;
 }
 
 static int write_ready_file(const char *path, int grpc_port, int metrics_port) {
@@ -130,6 +239,8 @@ static mmr_status_t start(daemon_state_t *d, mmr_err_t *err) {
                 *c->items_topic ? " and " : "", c->items_topic, c->kafka_brokers, c->ingest_group);
     }
 
+    if ((c->serve_enabled || c->trainer_enabled) && (st = start_models(d, err)) != MMR_OK) return st;
+
     int grpc_port = 0, metrics_port = 0;
     if (c->serve_enabled) {
         int client_auth = mmr_server_client_auth_parse(c->grpc_tls_client_auth);
@@ -146,7 +257,8 @@ static mmr_status_t start(daemon_state_t *d, mmr_err_t *err) {
         }
         mmr_ranker_conf_t rc = {.max_candidates = (uint32_t)c->rank_max_candidates,
                                 .impression_fn = d->imps ? mmr_impressions_log : NULL,
-                                .impression_opaque = d->imps};
+                                .impression_opaque = d->imps,
+                                .registry = d->reg};
         if ((st = mmr_ranker_new(&rc, d->fs, &d->ranker, err)) != MMR_OK) return st;
         mmr_server_conf_t sc = {.listen = c->grpc_listen, .threads = (int)c->grpc_threads,
                                 .max_inflight = (uint32_t)c->grpc_max_inflight,
@@ -157,7 +269,8 @@ static mmr_status_t start(daemon_state_t *d, mmr_err_t *err) {
                                 .auth_tokens_file = c->grpc_auth_tokens_file};
         if ((st = mmr_server_new(&sc, &d->srv, err)) != MMR_OK) return st;
         if ((st = mmr_server_add_method(d->srv, "/mmrec.v1.Ranker/Rank", mmr_ranker_handle_rank,
-                                        d->ranker, err)) != MMR_OK)
+                                        d->ranker, err)) != MMR_OK ||
+            (st = mmr_admin_register(d->srv, d->reg, err)) != MMR_OK)
             return st;
         if ((st = mmr_server_start(d->srv, err)) != MMR_OK) return st;
         mmr_server_set_serving(d->srv, 1);
@@ -181,11 +294,13 @@ static void stop(daemon_state_t *d) {
         mmr_server_set_serving(d->srv, 0);
         mmr_server_shutdown(d->srv, (int)d->cfg.shutdown_grace_ms);
     }
+    mmr_trainerd_stop(d->trainer); /* final publish and checkpoint */
     mmr_ingest_free(d->ing); /* flushes the pending batch and commits offsets */
     mmr_metrics_free(d->metrics);
     mmr_server_free(d->srv);
     mmr_ranker_free(d->ranker);
     mmr_impressions_free(d->imps); /* after the server: no Rank can log any more */
+    mmr_registry_free(d->reg);     /* after the ranker and the trainer: no reference left */
     mmr_fstore_close(d->fs);
 }
 

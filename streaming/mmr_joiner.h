@@ -8,6 +8,8 @@
  *   - an impression (from mmrec.impressions or an IMPRESSION event) that no positive settles
  *     within window_ms of event time becomes a label-0 example; a positive that arrives
  *     before its impression (two topics, no order between them) settles it in advance;
+ *     (such a positive was emitted without the impression's version and arm: an arm's
+ *     clicks are counted only when the impression is read first);
  *   - a SKIP is a label-0 example at once;
  *   - each positive adds neg_per_pos sampled negatives: items drawn from a reservoir of
  *     recently seen item ids (Algorithm R, seeded), never the positive item itself.

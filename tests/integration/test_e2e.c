@@ -73,7 +73,8 @@ int main(int argc, char **argv) {
     snprintf(brokers_opt, sizeof brokers_opt, "--kafka.brokers=%s", brokers);
     snprintf(group_opt, sizeof group_opt, "--ingest.group=e2e-%d", (int)getpid());
     char *args[] = {store_opt, brokers_opt, group_opt, "--grpc.listen=127.0.0.1:0",
-                    "--metrics.listen=127.0.0.1:0", "--ingest.batch_ms=20", "--log.level=warn", NULL};
+                    "--metrics.listen=127.0.0.1:0", "--ingest.batch_ms=20", "--log.level=warn",
+                    "--trainer.enabled=false" /* the statistics baseline is under test */, NULL};
     test_daemon_t d;
     daemon_start(&d, argv[1], work, args);
     mmr_rpc_client_t *c = NULL;

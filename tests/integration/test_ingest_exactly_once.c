@@ -156,7 +156,7 @@ int main(int argc, char **argv) {
     snprintf(brokers_opt, sizeof brokers_opt, "--kafka.brokers=%s", brokers);
     char *args[] = {store_opt, brokers_opt, "--ingest.group=eo", "--grpc.listen=127.0.0.1:0",
                     "--metrics.listen=127.0.0.1:0", "--log.level=warn",
-                    "--kafka.consumer.session.timeout.ms=6000", NULL};
+                    "--kafka.consumer.session.timeout.ms=6000", "--trainer.enabled=false", NULL};
     test_daemon_t d;
     t0 = mmr_mono_ns();
     for (int kill_no = 0; kill_no < KILLS; kill_no++) {

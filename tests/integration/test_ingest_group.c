@@ -42,7 +42,7 @@ int main(int argc, char **argv) {
         snprintf(store_opt[k], sizeof store_opt[k], "--store.path=%s/store", work[k]);
         char *args[] = {store_opt[k], brokers_opt, "--ingest.group=pair", "--grpc.listen=127.0.0.1:0",
                         "--metrics.listen=127.0.0.1:0", "--log.level=warn",
-                        "--kafka.consumer.session.timeout.ms=6000", NULL};
+                        "--kafka.consumer.session.timeout.ms=6000", "--trainer.enabled=false", NULL};
         daemon_start(&d[k], argv[1], work[k], args);
     }
     /* settled: both own partitions, 6 in all (4 events + 2 items), stable for 2 s */

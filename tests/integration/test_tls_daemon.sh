@@ -21,7 +21,7 @@ q x509 -req -in "$w/srv.csr" -CA "$w/ca.pem" -CAkey "$w/ca.key" -CAcreateserial 
 token=s3cr3t-$RANDOM$RANDOM
 printf '# clients\nfeed-backend %s\n' "$token" >"$w/tokens"
 
-"$mmrecd" --store.path="$w/store" --ingest.enabled=false --grpc.listen=127.0.0.1:0 --metrics.listen= \
+"$mmrecd" --store.path="$w/store" --ingest.enabled=false --trainer.enabled=false --grpc.listen=127.0.0.1:0 --metrics.listen= \
   --grpc.tls_cert="$w/srv.pem" --grpc.tls_key="$w/srv.key" --grpc.auth_tokens_file="$w/tokens" \
   --ready_file="$w/ready" 2>"$w/log" &
 pid=$!

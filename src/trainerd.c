@@ -1,0 +1,217 @@
+/* trainerd.c — the trainer thread of mmrecd (see mmr_trainerd.h). */
+#include "mmr_trainerd.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "mmr_exbuild.h"
+#include "mmr_log.h"
+#include "mmr_time.h"
+
+#define LOG_MOD "trainer"
+#define POLL_MS 50
+#define POLL_MAX_MSGS 512
+
+const double mmr_trainerd_fresh_le[MMR_TRAINERD_FRESH_BUCKETS - 1] = {
+    50, 100, 200, 300, 500, 750, 1000, 1500, 2000, 3000, 5000, 10000, 30000, 60000, 300000};
+
+struct mmr_trainerd {
+    mmr_trainerd_conf_t conf;
+    char *checkpoint_path;
+    mmr_fstore_t *fs;
+    mmr_registry_t *reg;
+    mmr_trainer_t *tr;
+    mmr_joiner_t *joiner;
+    mmr_exbuild_t *xb;
+    mmr_trainfeed_t *feed;
+    pthread_t thread;
+    atomic_bool stop;
+    /* trainer thread only */
+    uint64_t since_publish;              /* examples added since the last publish */
+    int64_t oldest_ts, newest_ts;        /* event times of those examples */
+    int64_t *pending_ts;                 /* [since_publish] their event times (for freshness) */
+    size_t pending_cap;
+    int64_t last_publish_ms, last_checkpoint_ms;
+    /* guarded by mu: the copy get_stats reads */
+    pthread_mutex_t mu;
+    mmr_trainerd_stats_t st;
+};
+
+/* Joiner emit: one labelled pair → example → trainer. */
+static void on_joined(void *opaque, const mmr_joined_t *j) {
+    mmr_trainerd_t *td = opaque;
+    if (j->label > 0.5f && *j->arm) mmr_registry_count_click(td->reg, j->arm);
+    mmr_example_t ex;
+    mmr_err_t err = {0};
+    mmr_status_t st = mmr_exbuild_make(td->xb, j, &ex, &err);
+    if (st == MMR_OK) st = mmr_trainer_add(td->tr, &ex, &err);
+    if (st != MMR_OK) {
+        pthread_mutex_lock(&td->mu);
+        uint64_t n = ++td->st.example_errors;
+        pthread_mutex_unlock(&td->mu);
+        if ((n & (n - 1)) == 0) /* 1, 2, 4, 8...: visible without flooding the log */
+            mmr_log(MMR_LOG_WARN, LOG_MOD, "example %s/%s skipped (%llu so far): %s", j->user_id,
+                    j->item_id, (unsigned long long)n, err.msg);
+        return;
+    }
+    if (td->since_publish == td->pending_cap) { /* freshness is best effort: no room, no sample */
+        size_t cap = td->pending_cap ? 2 * td->pending_cap : 4096;
+        int64_t *p = realloc(td->pending_ts, cap * sizeof *p);
+        if (p) td->pending_ts = p, td->pending_cap = cap;
+    }
+    if (td->since_publish < td->pending_cap) td->pending_ts[td->since_publish] = j->ts_ms;
+    if (td->since_publish++ == 0 || j->ts_ms < td->oldest_ts) td->oldest_ts = j->ts_ms;
+    if (j->ts_ms > td->newest_ts || td->since_publish == 1) td->newest_ts = j->ts_ms;
+}
+
+static void publish(mmr_trainerd_t *td) {
+    mmr_err_t err = {0};
+    mmr_tower_t *snap = NULL;
+    mmr_trainer_stats_t ts;
+    mmr_trainer_get_stats(td->tr, &ts);
+    uint64_t version = 0;
+    mmr_status_t st = mmr_trainer_snapshot(td->tr, &snap, &err);
+    if (st == MMR_OK) st = mmr_registry_publish(td->reg, snap, ts.examples, &version, &err);
+    int64_t now = mmr_now_ms();
+    pthread_mutex_lock(&td->mu);
+    if (st == MMR_OK) {
+        td->st.publishes++;
+        td->st.version = version;
+        td->st.fresh_oldest_ms = now - td->oldest_ts;
+        td->st.fresh_newest_ms = now - td->newest_ts;
+        for (uint64_t i = 0; i < td->since_publish && i < td->pending_cap; i++) {
+            double ms = (double)(now - td->pending_ts[i]);
+            int b = 0;
+            while (b < MMR_TRAINERD_FRESH_BUCKETS - 1 && ms > mmr_trainerd_fresh_le[b]) b++;
+            td->st.fresh_hist[b]++;
+            td->st.fresh_sum_ms += ms;
+        }
+    } else {
+        td->st.publish_errors++;
+    }
+    pthread_mutex_unlock(&td->mu);
+    if (st != MMR_OK) {
+        mmr_log(MMR_LOG_ERROR, LOG_MOD, "publish failed: %s", err.msg);
+    } else {
+        mmr_log(MMR_LOG_DEBUG, LOG_MOD, "published version %llu (%llu examples, loss %.4f)",
+                (unsigned long long)version, (unsigned long long)ts.examples, ts.loss_ewma);
+        mmr_exbuild_invalidate(td->xb); /* catalog changes reach the next examples */
+    }
+    td->since_publish = 0;
+    td->last_publish_ms = mmr_now_ms();
+}
+
+static void checkpoint(mmr_trainerd_t *td) {
+    mmr_err_t err = {0};
+    void *blob = NULL;
+    size_t len = 0;
+    mmr_status_t st = mmr_trainfeed_offsets(td->feed, &blob, &len, &err);
+    if (st == MMR_OK) st = mmr_trainer_checkpoint_save(td->tr, td->checkpoint_path, blob, len, &err);
+    free(blob);
+    if (st == MMR_OK) mmr_trainfeed_commit(td->feed);
+    else mmr_log(MMR_LOG_ERROR, LOG_MOD, "checkpoint %s failed: %s", td->checkpoint_path, err.msg);
+    pthread_mutex_lock(&td->mu);
+    if (st == MMR_OK) td->st.checkpoints++;
+    else td->st.checkpoint_errors++;
+    pthread_mutex_unlock(&td->mu);
+    td->last_checkpoint_ms = mmr_now_ms();
+}
+
+static void *trainer_main(void *arg) {
+    mmr_trainerd_t *td = arg;
+    td->last_publish_ms = td->last_checkpoint_ms = mmr_now_ms();
+    while (!atomic_load(&td->stop)) {
+        mmr_err_t err = {0};
+        int n = mmr_trainfeed_poll(td->feed, POLL_MS, POLL_MAX_MSGS, &err);
+        if (n < 0) mmr_log(MMR_LOG_ERROR, LOG_MOD, "feed: %s", err.msg);
+        int64_t now = mmr_now_ms();
+        if (td->since_publish && (now - td->last_publish_ms >= td->conf.publish_interval_ms ||
+                                  (td->conf.publish_examples && td->since_publish >= td->conf.publish_examples)))
+            publish(td);
+        if (now - td->last_checkpoint_ms >= td->conf.checkpoint_interval_ms) checkpoint(td);
+        pthread_mutex_lock(&td->mu);
+        mmr_trainer_get_stats(td->tr, &td->st.trainer);
+        mmr_joiner_get_stats(td->joiner, &td->st.join);
+        pthread_mutex_unlock(&td->mu);
+    }
+    if (td->since_publish) publish(td);
+    checkpoint(td);
+    return NULL;
+}
+
+static void trainerd_free(mmr_trainerd_t *td) {
+    mmr_trainfeed_free(td->feed);
+    mmr_exbuild_free(td->xb);
+    mmr_joiner_free(td->joiner);
+    mmr_trainer_free(td->tr);
+    pthread_mutex_destroy(&td->mu);
+    free(td->pending_ts);
+    free(td->checkpoint_path);
+    free(td);
+}
+
+mmr_status_t mmr_trainerd_start(const mmr_trainerd_conf_t *conf, mmr_fstore_t *fs,
+                                mmr_registry_t *reg, mmr_trainerd_t **out, mmr_err_t *err) {
+    if (!conf || !fs || !reg || !conf->checkpoint_path || !*conf->checkpoint_path ||
+        conf->publish_interval_ms <= 0 || conf->checkpoint_interval_ms <= 0)
+        return mmr_err_set(err, MMR_ERR_INVALID,
+                           "trainer: store, registry, checkpoint path and positive intervals required");
+    mmr_trainerd_t *td = calloc(1, sizeof *td);
+    if (!td) return mmr_err_set(err, MMR_ERR_NOMEM, "out of memory");
+    pthread_mutex_init(&td->mu, NULL);
+    td->conf = *conf;
+    td->fs = fs;
+    td->reg = reg;
+    if (!(td->checkpoint_path = strdup(conf->checkpoint_path))) {
+        trainerd_free(td);
+        return mmr_err_set(err, MMR_ERR_NOMEM, "out of memory");
+    }
+    void *blob = NULL;
+    size_t blob_len = 0;
+    mmr_status_t st;
+    if (access(td->checkpoint_path, F_OK) == 0) {
+        st = mmr_trainer_checkpoint_load(&conf->trainer, td->checkpoint_path, NULL, &td->tr, &blob,
+                                         &blob_len, err);
+        if (st == MMR_OK) {
+            mmr_trainer_stats_t ts;
+            mmr_trainer_get_stats(td->tr, &ts);
+            mmr_log(MMR_LOG_INFO, LOG_MOD, "resumed from %s (%llu examples)", td->checkpoint_path,
+                    (unsigned long long)ts.examples);
+        }
+    } else {
+        st = mmr_trainer_new(&conf->trainer, NULL, &td->tr, err);
+    }
+    if (st == MMR_OK) st = mmr_joiner_new(&conf->join, on_joined, td, &td->joiner, err);
+    if (st == MMR_OK) st = mmr_exbuild_new(fs, &conf->trainer.tower, 0, &td->xb, err);
+    if (st == MMR_OK) st = mmr_trainfeed_new(&conf->feed, td->joiner, &td->feed, err);
+    if (st == MMR_OK && blob_len) st = mmr_trainfeed_set_offsets(td->feed, blob, blob_len, err);
+    free(blob);
+    if (st == MMR_OK) st = mmr_trainfeed_start(td->feed, err);
+    if (st == MMR_OK && pthread_create(&td->thread, NULL, trainer_main, td) != 0)
+        st = mmr_err_set(err, MMR_ERR_INTERNAL, "trainer: cannot create its thread");
+    if (st != MMR_OK) {
+        trainerd_free(td);
+        return st;
+    }
+    *out = td;
+    return MMR_OK;
+}
+
+void mmr_trainerd_stop(mmr_trainerd_t *td) {
+    if (!td) return;
+    atomic_store(&td->stop, true);
+    pthread_join(td->thread, NULL);
+    trainerd_free(td);
+}
+
+void mmr_trainerd_get_stats(mmr_trainerd_t *td, mmr_trainerd_stats_t *out) {
+    pthread_mutex_lock(&td->mu);
+    *out = td->st;
+    pthread_mutex_unlock(&td->mu);
+    mmr_trainfeed_get_stats(td->feed, &out->feed);
+}
