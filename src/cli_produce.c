@@ -1,12 +1,11 @@
 /* cli_produce.c — `mmrec produce`: push a dataset into Kafka as protobuf messages.
  *
- * Events: TSV lines `ts_ms user_id item_id [type [value [request_id]]]` (type defaults
- * to CLICK, value to 1) → mmrec.v1.Event keyed by user_id. The event_id is
- * "<file name>:<line>", so producing the same file twice is deduplicated by ingestion.
- * Items: JSON Lines with item_id and optional text_emb/image_emb/video_emb float
- * arrays → mmrec.v1.Item keyed by item_id. Bad lines are reported with file:line and
+ * Events: the TSV of docs/REPLAY.md (`ts_ms user_id item_id [type [value [request_id]]]`)
+ * → mmrec.v1.Event keyed by user_id. The event_id is "<file name>:<line>", so producing
+ * the same file twice is deduplicated by ingestion. Items: the JSON Lines of
+ * docs/REPLAY.md (item_id, text_emb/image_emb/video_emb, or raw text embedded with
+ * --dims) → mmrec.v1.Item keyed by item_id. Bad lines are reported with file:line and
  * skipped; the exit code is 1 if any line was bad or any delivery failed. */
-#include <jansson.h>
 #include <librdkafka/rdkafka.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -16,6 +15,7 @@
 
 #include "cli.h"
 #include "mmr_time.h"
+#include "replay_io.h"
 #include "mmrec/v1/event.pb-c.h"
 #include "mmrec/v1/item.pb-c.h"
 
@@ -53,95 +53,86 @@ static void pace(long sent, double rate, int64_t start_ns) {
     if (due > now) nanosleep(&(struct timespec){(due - now) / 1000000000, (due - now) % 1000000000}, NULL);
 }
 
+/* Reading goes through the replay readers (replay_io.h): the same TSV and JSON Lines rules
+ * as `mmrec replay`, bad lines reported as file:line and counted, never fatal here. */
+static mmr_replay_io_opts_t read_opts(const uint32_t *dims) {
+    mmr_replay_io_opts_t o = mmr_replay_io_opts_default();
+    o.max_bad_fraction = 1.0; /* produce what is good; the exit code reports the rest */
+    if (dims) memcpy(o.dims, dims, sizeof o.dims);
+    return o;
+}
+
 static long produce_events(rd_kafka_t *rk, const char *path, const char *topic, double rate, long *bad) {
-    FILE *f = fopen(path, "r");
-    if (!f) { fprintf(stderr, "mmrec produce: cannot open %s\n", path); (*bad)++; return 0; }
+    mmr_replay_io_opts_t o = read_opts(NULL);
+    mmr_replay_io_events_t *r;
+    mmr_err_t err = {0};
+    if (mmr_replay_io_events_new(path, &o, &r, &err) != MMR_OK) {
+        fprintf(stderr, "mmrec produce: %s\n", err.msg);
+        (*bad)++;
+        return 0;
+    }
     const char *base = strrchr(path, '/') ? strrchr(path, '/') + 1 : path;
-    char line[4096], eid[512];
-    long lineno = 0, sent = 0;
+    char eid[512];
+    long sent = 0;
     int64_t start = mmr_mono_ns();
-    while (fgets(line, sizeof line, f)) {
-        lineno++;
-        line[strcspn(line, "\r\n")] = '\0';
-        if (!*line || *line == '#') continue;
-        char *col[6] = {0}, *save = NULL;
-        int n = 0;
-        for (char *t = strtok_r(line, "\t", &save); t && n < 6; t = strtok_r(NULL, "\t", &save)) col[n++] = t;
+    mmr_replay_event_t e;
+    int got;
+    while ((got = mmr_replay_io_events_next(r, &e, &err)) == 1) {
         Mmrec__V1__Event ev = MMREC__V1__EVENT__INIT;
-        char *end;
-        ev.ts_ms = n >= 3 ? strtoll(col[0], &end, 10) : 0;
-        const ProtobufCEnumValue *type = protobuf_c_enum_descriptor_get_value_by_name(
-            &mmrec__v1__event_type__descriptor, n >= 4 ? col[3] : "CLICK");
-        if (n < 3 || *end || !type) {
-            if ((*bad)++ < 10)
-                fprintf(stderr, "%s:%ld: expected ts_ms<TAB>user<TAB>item[<TAB>TYPE[<TAB>value[<TAB>request_id]]]\n",
-                        path, lineno);
-            continue;
-        }
-        snprintf(eid, sizeof eid, "%s:%ld", base, lineno);
+        snprintf(eid, sizeof eid, "%s:%ld", base, e.line);
         ev.event_id = eid;
-        ev.user_id = col[1];
-        ev.item_id = col[2];
-        ev.type = (Mmrec__V1__EventType)type->value;
-        ev.value = n >= 5 ? strtof(col[4], NULL) : 1.0f;
-        if (n >= 6) ev.request_id = col[5];
+        ev.user_id = (char *)e.ev.user_id;
+        ev.item_id = (char *)e.ev.item_id;
+        ev.type = (Mmrec__V1__EventType)e.ev.type;
+        ev.value = e.ev.value;
+        ev.ts_ms = e.ev.ts_ms;
+        ev.request_id = (char *)e.request_id;
         if (send_msg(rk, topic, ev.user_id, &ev.base) != 0) { (*bad)++; break; }
         pace(++sent, rate, start);
     }
-    fclose(f);
+    if (got < 0) fprintf(stderr, "mmrec produce: %s\n", err.msg);
+    mmr_replay_io_stats_t st;
+    mmr_replay_io_events_stats(r, &st);
+    *bad += st.bad + (got < 0);
+    mmr_replay_io_events_free(r);
     return sent;
 }
 
-static int json_floats(json_t *arr, float **out, size_t *n) {
-    if (!arr) return 1;
-    if (!json_is_array(arr)) return 0;
-    *n = json_array_size(arr);
-    *out = malloc(sizeof(float) * (*n ? *n : 1));
-    for (size_t i = 0; i < *n; i++) {
-        json_t *v = json_array_get(arr, i);
-        if (!json_is_number(v)) return 0;
-        (*out)[i] = (float)json_number_value(v);
+static long produce_items(rd_kafka_t *rk, const char *path, const char *topic, const uint32_t *dims,
+                          long *bad) {
+    mmr_replay_io_opts_t o = read_opts(dims);
+    mmr_replay_io_items_t *r;
+    mmr_err_t err = {0};
+    if (mmr_replay_io_items_new(path, &o, &r, &err) != MMR_OK) {
+        fprintf(stderr, "mmrec produce: %s\n", err.msg);
+        (*bad)++;
+        return 0;
     }
-    return 1;
-}
-
-static long produce_items(rd_kafka_t *rk, const char *path, const char *topic, long *bad) {
-    FILE *f = fopen(path, "r");
-    if (!f) { fprintf(stderr, "mmrec produce: cannot open %s\n", path); (*bad)++; return 0; }
-    char *line = NULL;
-    size_t cap = 0;
-    long lineno = 0, sent = 0;
-    while (getline(&line, &cap, f) > 0) {
-        lineno++;
-        json_error_t jerr;
-        json_t *o = json_loads(line, 0, &jerr);
+    long sent = 0;
+    mmr_replay_item_t ri;
+    int got;
+    while ((got = mmr_replay_io_items_next(r, &ri, &err)) == 1) {
+        const mmr_item_t *x = &ri.item;
         Mmrec__V1__Item it = MMREC__V1__ITEM__INIT;
-        const char *id = o ? json_string_value(json_object_get(o, "item_id")) : NULL;
-        int ok = id && json_floats(json_object_get(o, "text_emb"), &it.text_emb, &it.n_text_emb) &&
-                 json_floats(json_object_get(o, "image_emb"), &it.image_emb, &it.n_image_emb) &&
-                 json_floats(json_object_get(o, "video_emb"), &it.video_emb, &it.n_video_emb);
-        if (!ok) {
-            if ((*bad)++ < 10)
-                fprintf(stderr, "%s:%ld: %s\n", path, lineno,
-                        o ? "expected {\"item_id\": string, \"text_emb\"/\"image_emb\"/\"video_emb\": [numbers]}" : jerr.text);
-        } else {
-            it.item_id = (char *)id;
-            it.created_ms = mmr_now_ms();
-            if (send_msg(rk, topic, id, &it.base) == 0) sent++;
-            else (*bad)++;
-        }
-        free(it.text_emb);
-        free(it.image_emb);
-        free(it.video_emb);
-        json_decref(o);
+        it.item_id = (char *)x->item_id;
+        it.text_emb = (float *)x->emb[MMR_MODALITY_TEXT], it.n_text_emb = x->emb_dim[MMR_MODALITY_TEXT];
+        it.image_emb = (float *)x->emb[MMR_MODALITY_IMAGE], it.n_image_emb = x->emb_dim[MMR_MODALITY_IMAGE];
+        it.video_emb = (float *)x->emb[MMR_MODALITY_VIDEO], it.n_video_emb = x->emb_dim[MMR_MODALITY_VIDEO];
+        it.created_ms = x->created_ms ? x->created_ms : mmr_now_ms();
+        it.deleted = x->deleted;
+        if (send_msg(rk, topic, x->item_id, &it.base) != 0) { (*bad)++; break; }
+        sent++;
     }
-    free(line);
-    fclose(f);
+    if (got < 0) fprintf(stderr, "mmrec produce: %s\n", err.msg);
+    mmr_replay_io_stats_t st;
+    mmr_replay_io_items_stats(r, &st);
+    *bad += st.bad + (got < 0);
+    mmr_replay_io_items_free(r);
     return sent;
 }
 
 int mmr_cli_produce(int argc, char **argv) {
-    static const char *const valued[] = {"brokers", "events", "items", "events-topic", "items-topic", "rate", NULL};
+    static const char *const valued[] = {"brokers", "events", "items", "events-topic", "items-topic", "rate", "dims", NULL};
     if (!mmr_cli_check_opts(argc, argv, valued, NULL)) return 2;
     const char *brokers = mmr_cli_opt(argc, argv, "brokers", NULL);
     const char *events = mmr_cli_opt(argc, argv, "events", NULL);
@@ -166,7 +157,15 @@ int mmr_cli_produce(int argc, char **argv) {
         return 1;
     }
     long bad = 0, n_items = 0, n_events = 0;
-    if (items) n_items = produce_items(rk, items, mmr_cli_opt(argc, argv, "items-topic", "mmrec.items"), &bad);
+    uint32_t dims[3] = {0, 0, 0};
+    const char *dims_s = mmr_cli_opt(argc, argv, "dims", NULL);
+    if (dims_s && sscanf(dims_s, "%u,%u,%u", &dims[0], &dims[1], &dims[2]) != 3) {
+        fprintf(stderr, "mmrec produce: --dims wants T,I,V (e.g. 384,512,512)\n");
+        rd_kafka_destroy(rk);
+        return 2;
+    }
+    if (items)
+        n_items = produce_items(rk, items, mmr_cli_opt(argc, argv, "items-topic", "mmrec.items"), dims, &bad);
     if (events)
         n_events = produce_events(rk, events, mmr_cli_opt(argc, argv, "events-topic", "mmrec.events"),
                                   atof(mmr_cli_opt(argc, argv, "rate", "0")), &bad);
