@@ -112,6 +112,23 @@ typedef struct mmr_server_stats {
 } mmr_server_stats_t;
 void mmr_server_get_stats(mmr_server_t *s, mmr_server_stats_t *out);
 
+/* Per-method counters: answers by gRPC status and server-side latency (from the moment
+ * the call is matched to the moment its answer is queued) in fixed buckets whose upper
+ * bounds in ms are mmr_server_latency_le[]; the last bucket is +Inf. Unknown methods are
+ * counted under path "unknown". */
+#define MMR_SERVER_STATUS_COUNT 17
+#define MMR_SERVER_LATENCY_BUCKETS 16
+extern const double mmr_server_latency_le[MMR_SERVER_LATENCY_BUCKETS - 1];
+typedef struct mmr_server_method_stats {
+    const char *path; /* borrowed, valid while the server lives */
+    uint64_t by_status[MMR_SERVER_STATUS_COUNT];
+    uint64_t latency[MMR_SERVER_LATENCY_BUCKETS]; /* per bucket, not cumulative */
+    double latency_sum_ms;
+} mmr_server_method_stats_t;
+/* Number of methods (registered ones, Health, "unknown"); i in [0, count). */
+int mmr_server_method_count(const mmr_server_t *s);
+void mmr_server_get_method_stats(mmr_server_t *s, int i, mmr_server_method_stats_t *out);
+
 /* Stops accepting calls, ends every Health Watch stream at once with UNAVAILABLE (an open
  * Watch never holds shutdown up), lets in-flight unary calls finish for up to grace_ms,
  * then cancels the rest, and joins the threads. Safe to call twice. */

@@ -51,7 +51,13 @@ typedef struct method {
     int public;   /* served without a bearer token (grpc.health.v1) */
     mmr_server_unary_fn fn;
     void *opaque;
+    atomic_uint_fast64_t by_status[MMR_SERVER_STATUS_COUNT];
+    atomic_uint_fast64_t latency[MMR_SERVER_LATENCY_BUCKETS];
+    atomic_uint_fast64_t latency_sum_us;
 } method_t;
+
+const double mmr_server_latency_le[MMR_SERVER_LATENCY_BUCKETS - 1] = {
+    0.1, 0.25, 0.5, 1, 2, 3, 5, 10, 25, 50, 100, 250, 500, 1000, 5000};
 
 typedef struct call call_t;
 typedef struct tag { call_t *c; tag_kind_t kind; } tag_t;
@@ -76,6 +82,7 @@ struct call {
     grpc_slice status_details;
     int cancelled;
     int admitted;
+    int64_t matched_ns;          /* when the call was matched (latency start) */
     const char *client;          /* authenticated client name (borrowed from s->tokens) */
     mmr_arena_t *arena;
     /* Health Watch state, guarded by s->health_mu */
@@ -155,6 +162,13 @@ static void request_next(worker_t *w, method_t *m) {
 static void send_unary(call_t *c, int status, const char *message, const ProtobufCMessage *msg) {
     atomic_fetch_add(&c->s->calls, 1);
     if (status == MMR_RPC_OK) atomic_fetch_add(&c->s->ok, 1);
+    method_t *m = c->m;
+    atomic_fetch_add(&m->by_status[(unsigned)status < MMR_SERVER_STATUS_COUNT ? status : MMR_RPC_UNKNOWN], 1);
+    double ms = (double)(mmr_mono_ns() - c->matched_ns) / 1e6;
+    int b = 0;
+    while (b < MMR_SERVER_LATENCY_BUCKETS - 1 && ms > mmr_server_latency_le[b]) b++;
+    atomic_fetch_add(&m->latency[b], 1);
+    atomic_fetch_add(&m->latency_sum_us, (uint64_t)(ms * 1000.0));
     grpc_op ops[4];
     memset(ops, 0, sizeof ops);
     int n = 0;
@@ -634,6 +648,7 @@ static void *worker_main(void *arg) {
         switch (t->kind) {
         case TAG_REQUESTED:
             if (!ev.success) { call_free(c); break; } /* server shutting down */
+            c->matched_ns = mmr_mono_ns();
             method_t *m = c->m; /* c may be freed by the time we re-arm */
             if (c->s->ntokens && !m->public && !auth_call(c)) {}
             else if (m->kind == M_UNARY) dispatch_unary(c);
@@ -778,6 +793,16 @@ void mmr_server_get_stats(mmr_server_t *s, mmr_server_stats_t *out) {
     out->expired = atomic_load(&s->expired);
     out->unauthenticated = atomic_load(&s->unauthenticated);
     out->inflight = atomic_load(&s->inflight);
+}
+
+int mmr_server_method_count(const mmr_server_t *s) { return s->nmethods; }
+
+void mmr_server_get_method_stats(mmr_server_t *s, int i, mmr_server_method_stats_t *out) {
+    method_t *m = &s->methods[i];
+    out->path = m->kind == M_GENERIC ? "unknown" : m->path;
+    for (int k = 0; k < MMR_SERVER_STATUS_COUNT; k++) out->by_status[k] = atomic_load(&m->by_status[k]);
+    for (int k = 0; k < MMR_SERVER_LATENCY_BUCKETS; k++) out->latency[k] = atomic_load(&m->latency[k]);
+    out->latency_sum_ms = (double)atomic_load(&m->latency_sum_us) / 1000.0;
 }
 
 void mmr_server_shutdown(mmr_server_t *s, int grace_ms) {

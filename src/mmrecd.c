@@ -54,6 +54,38 @@ static void render_metrics(void *opaque, FILE *out) {
         put(out, "counter", "mmrec_rpc_deadline_expired_total", (double)s.expired);
         put(out, "counter", "mmrec_rpc_unauthenticated_total", (double)s.unauthenticated);
         put(out, "gauge", "mmrec_rpc_inflight", s.inflight);
+        static const char *const codes[MMR_SERVER_STATUS_COUNT] = {
+            "OK", "CANCELLED", "UNKNOWN", "INVALID_ARGUMENT", "DEADLINE_EXCEEDED", "NOT_FOUND",
+            "ALREADY_EXISTS", "PERMISSION_DENIED", "RESOURCE_EXHAUSTED", "FAILED_PRECONDITION",
+            "ABORTED", "OUT_OF_RANGE", "UNIMPLEMENTED", "INTERNAL", "UNAVAILABLE", "DATA_LOSS",
+            "UNAUTHENTICATED"};
+        int nm = mmr_server_method_count(d->srv);
+        fprintf(out, "# TYPE mmrec_rpc_requests_total counter\n");
+        for (int i = 0; i < nm; i++) {
+            mmr_server_method_stats_t m;
+            mmr_server_get_method_stats(d->srv, i, &m);
+            for (int k = 0; k < MMR_SERVER_STATUS_COUNT; k++)
+                if (m.by_status[k])
+                    fprintf(out, "mmrec_rpc_requests_total{method=\"%s\",code=\"%s\"} %llu\n", m.path,
+                            codes[k], (unsigned long long)m.by_status[k]);
+        }
+        fprintf(out, "# TYPE mmrec_rpc_latency_ms histogram\n");
+        for (int i = 0; i < nm; i++) {
+            mmr_server_method_stats_t m;
+            mmr_server_get_method_stats(d->srv, i, &m);
+            uint64_t cum = 0;
+            for (int b = 0; b < MMR_SERVER_LATENCY_BUCKETS; b++) {
+                cum += m.latency[b];
+                if (b < MMR_SERVER_LATENCY_BUCKETS - 1)
+                    fprintf(out, "mmrec_rpc_latency_ms_bucket{method=\"%s\",le=\"%g\"} %llu\n", m.path,
+                            mmr_server_latency_le[b], (unsigned long long)cum);
+                else
+                    fprintf(out, "mmrec_rpc_latency_ms_bucket{method=\"%s\",le=\"+Inf\"} %llu\n", m.path,
+                            (unsigned long long)cum);
+            }
+            fprintf(out, "mmrec_rpc_latency_ms_sum{method=\"%s\"} %.17g\nmmrec_rpc_latency_ms_count{method=\"%s\"} %llu\n",
+                    m.path, m.latency_sum_ms, m.path, (unsigned long long)cum);
+        }
     }
     if (d->ranker) {
         mmr_ranker_stats_t r;

@@ -109,6 +109,15 @@ int main(int argc, char **argv) {
     wait_metric(d.metrics_port, "mmrec_ingest_duplicates_total", 1);
     wait_metric(d.metrics_port, "mmrec_ingest_dead_lettered_total{reason=\"undecodable\"}", 1);
     printf("ok duplicate skipped, malformed message dead-lettered\n");
+    char *body = metrics_get(d.metrics_port);
+    CHECK(body);
+    double rank_ok = metric_value(body, "mmrec_rpc_requests_total{method=\"/mmrec.v1.Ranker/Rank\",code=\"OK\"}");
+    double rank_lat = metric_value(body, "mmrec_rpc_latency_ms_count{method=\"/mmrec.v1.Ranker/Rank\"}");
+    double rank_inf = metric_value(body, "mmrec_rpc_latency_ms_bucket{method=\"/mmrec.v1.Ranker/Rank\",le=\"+Inf\"}");
+    free(body);
+    CHECK_MSG(rank_ok >= 1 && rank_lat >= rank_ok && rank_inf == rank_lat, "ok %g latency count %g +Inf %g",
+              rank_ok, rank_lat, rank_inf);
+    printf("ok metrics: %g Rank calls OK, latency histogram counts them\n", rank_ok);
 
     /* Round 2: u1 likes and buys i2: i2 must overtake i1 for u1. */
     produce_event(rk, "e5", "u1", "i2", MMREC__V1__EVENT_TYPE__LIKE, 1);

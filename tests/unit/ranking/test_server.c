@@ -103,7 +103,26 @@ int main(void) {
     CHECK(health(c, "no.Such", &serving) == MMR_RPC_NOT_FOUND);
     CHECK(call(c, "/no.Such/Method", "", 2000) == MMR_RPC_UNIMPLEMENTED);
     CHECK(call(c, "/test.Slow/Work", "sleep:0", 2000) == MMR_RPC_OK);
+    CHECK(call(c, "/test.Slow/Work", "sleep:30", 2000) == MMR_RPC_OK);
     printf("ok health check, unknown method/service\n");
+
+    /* per-method counters: status and latency (the 30 ms call lands in the 25-50 ms bucket) */
+    int found = 0;
+    for (int i = 0; i < mmr_server_method_count(s); i++) {
+        mmr_server_method_stats_t m;
+        mmr_server_get_method_stats(s, i, &m);
+        if (!strcmp(m.path, "/test.Slow/Work")) {
+            found += 1;
+            uint64_t n = 0;
+            for (int b = 0; b < MMR_SERVER_LATENCY_BUCKETS; b++) n += m.latency[b];
+            CHECK_MSG(m.by_status[MMR_RPC_OK] == 2 && n == 2, "ok %llu latency count %llu",
+                      (unsigned long long)m.by_status[MMR_RPC_OK], (unsigned long long)n);
+            CHECK(m.latency[9] == 1 && m.latency_sum_ms >= 30.0 && mmr_server_latency_le[9] == 50);
+        }
+        if (!strcmp(m.path, "unknown")) { found += 2; CHECK(m.by_status[MMR_RPC_UNIMPLEMENTED] == 1); }
+    }
+    CHECK(found == 3);
+    printf("ok per-method status counts and latency histogram\n");
 
     /* deadline: a call queued behind a slow one expires and is dropped before the handler */
     mmr_server_shutdown(s, 1000);
