@@ -27,8 +27,8 @@ static void send_event(it_env_t *e, const char *user, const char *item, int type
 }
 
 static void send_impression(it_env_t *e, const char *req, const char *user, int n, int64_t ts) {
-    char ids[8][8], *p[8];
-    for (int i = 0; i < n; i++) { snprintf(ids[i], 8, "i%d", i); p[i] = ids[i]; }
+    char ids[8][16], *p[8];
+    for (int i = 0; i < n; i++) { snprintf(ids[i], sizeof ids[i], "i%d", i); p[i] = ids[i]; }
     Mmrec__V1__Impression imp = MMREC__V1__IMPRESSION__INIT;
     imp.request_id = (char *)req, imp.user_id = (char *)user, imp.item_ids = p, imp.n_item_ids = (size_t)n;
     imp.model_version = 3, imp.experiment_arm = "treat", imp.ts_ms = ts;
