@@ -8,6 +8,7 @@ pkgs=(build-essential cmake pkg-config
       librocksdb-dev librdkafka-dev libprotobuf-c-dev protobuf-c-compiler libgrpc-dev
       libjemalloc-dev libopenblas-dev libmicrohttpd-dev libjansson-dev
       openjdk-17-jre-headless maven python3 curl
+      python3-grpcio python3-protobuf protobuf-compiler
       clang libclang-rt-14-dev)
 
 missing=()
