@@ -1,6 +1,7 @@
 /* event.c — the rules about events that every module shares and that need no store:
- * type names and parsing, and what counts as a positive engagement (mmr_fstore.h). Kept
- * apart from fstore.c so that tools and tests linking them do not pull in RocksDB code. */
+ * type names and parsing, what counts as a positive engagement, and which of a user's
+ * interactions form the towers' history (mmr_fstore.h). Kept apart from fstore.c so that
+ * tools and tests linking them do not pull in RocksDB code. */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -41,4 +42,18 @@ int mmr_event_is_positive(const mmr_event_t *ev) {
     case MMR_EV_RATING: return ev->value >= MMR_RATING_POSITIVE;
     default: return 0;
     }
+}
+
+int mmr_user_history(const mmr_user_t *u, int64_t before_ms, int max, const char **ids,
+                     int32_t *types, float *ages_h) {
+    int n = 0;
+    for (uint32_t k = u ? u->n : 0; k-- > 0 && n < max;) { /* the ring is oldest first */
+        const mmr_interaction_t *it = &u->recent[k];
+        if (it->ts_ms >= before_ms || it->type == MMR_EV_IMPRESSION) continue;
+        ids[n] = it->item_id;
+        types[n] = (int32_t)it->type;
+        ages_h[n] = (float)((double)(before_ms - it->ts_ms) / 3.6e6);
+        n++;
+    }
+    return n;
 }

@@ -208,6 +208,15 @@ mmr_status_t mmr_fstore_get_user(mmr_fstore_t *fs, const char *user_id, mmr_user
                                  mmr_err_t *err);
 void mmr_user_free(mmr_user_t *u); /* NULL is a no-op */
 
+/* The history the towers see, shared by training and serving so they never disagree:
+ * u's interactions strictly before before_ms, IMPRESSIONs left out (a slate says little
+ * about taste and would crowd out the actions), most recent first, at most max. ids[k]
+ * point into u; types[k] is the event type; ages_h[k] = (before_ms - ts) hours, > 0 up to
+ * the clock's resolution. u may be NULL (no history). Returns the count. Training passes
+ * the example's event time (its own event is not history); serving passes now + 1. */
+int mmr_user_history(const mmr_user_t *u, int64_t before_ms, int max, const char **ids,
+                     int32_t *types, float *ages_h);
+
 /* --- generic meta keys (the model registry) ------------------------------------------ */
 
 /* Keys are 1..MMR_META_KEY_MAX bytes and must not be "schema_version" nor start with

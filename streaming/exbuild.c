@@ -156,16 +156,8 @@ mmr_status_t mmr_exbuild_make(mmr_exbuild_t *b, const mmr_joined_t *j, mmr_examp
     mmr_user_t *user = NULL;
     mmr_status_t st = mmr_fstore_get_user(b->fs, j->user_id, &user, err);
     if (st != MMR_OK && st != MMR_ERR_NOT_FOUND) return st;
-    int h = 0;
     b->ids[0] = j->item_id;
-    for (uint32_t k = user ? user->n : 0; k-- > 0 && h < b->cfg.hist_len;) {
-        const mmr_interaction_t *it = &user->recent[k];
-        if (it->ts_ms >= j->ts_ms || it->type == MMR_EV_IMPRESSION) continue;
-        b->ids[1 + h] = it->item_id;
-        b->hist_type[h] = (int32_t)it->type;
-        b->hist_age[h] = (float)((double)(j->ts_ms - it->ts_ms) / 3.6e6);
-        h++;
-    }
+    int h = mmr_user_history(user, j->ts_ms, b->cfg.hist_len, b->ids + 1, b->hist_type, b->hist_age);
     mmr_item_stats_t s;
     uint8_t found = 0;
     if ((st = load_items(b, 1 + (size_t)h, err)) != MMR_OK ||

@@ -3,9 +3,8 @@
  * embeddings, the item's decayed popularity and age. mmrecd's trainer and the replay tool
  * build examples through this one function, so they learn from the same features.
  *
- * History = the user's most recent interactions strictly older than the example (so the
- * example's own event never leaks into it), IMPRESSIONs left out, at most the tower's
- * hist_len, most recent first. An item absent from the catalog has every modality absent
+ * History = mmr_user_history before the example's event time (so the example's own event
+ * never leaks into it), at most the tower's hist_len: the same rule serving uses. An item absent from the catalog has every modality absent
  * (content from its id embedding alone); a modality whose stored width differs from the
  * tower's is treated as absent and counted.
  *
