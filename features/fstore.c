@@ -391,6 +391,26 @@ void mmr_fstore_close(mmr_fstore_t *fs) {
     fs_release(fs);
 }
 
+static uint64_t cf_sum(mmr_fstore_t *fs, const char *name) {
+    uint64_t total = 0, v;
+    for (int i = 0; i < FS_CF_COUNT; i++)
+        if (rocksdb_property_int_cf(fs->db, fs->cf[i], name, &v) == 0) total += v;
+    return total;
+}
+
+void mmr_fstore_get_stats(mmr_fstore_t *fs, mmr_fstore_stats_t *out) {
+    uint64_t v;
+    *out = (mmr_fstore_stats_t){
+        .estimate_keys = cf_sum(fs, "rocksdb.estimate-num-keys"),
+        .live_data_bytes = cf_sum(fs, "rocksdb.estimate-live-data-size"),
+        .sst_bytes = cf_sum(fs, "rocksdb.total-sst-files-size"),
+        .memtable_bytes = cf_sum(fs, "rocksdb.cur-size-all-mem-tables"),
+        .pending_compaction_bytes = cf_sum(fs, "rocksdb.estimate-pending-compaction-bytes"),
+        .running_compactions = rocksdb_property_int(fs->db, "rocksdb.num-running-compactions", &v) == 0 ? v : 0,
+        .block_cache_bytes = rocksdb_property_int(fs->db, "rocksdb.block-cache-usage", &v) == 0 ? v : 0,
+    };
+}
+
 mmr_status_t mmr_fstore_compact(mmr_fstore_t *fs, mmr_err_t *err) {
     rocksdb_flushoptions_t *fo = rocksdb_flushoptions_create();
     rocksdb_flushoptions_set_wait(fo, 1);

@@ -94,6 +94,19 @@ mmr_status_t mmr_fstore_open(const mmr_fstore_opts_t *opts, mmr_fstore_t **out, 
 /* Flushes memtables and closes. Every batch of fs must have been freed. NULL is a no-op. */
 void mmr_fstore_close(mmr_fstore_t *fs);
 
+/* RocksDB's own gauges, summed over the column families: for /metrics. */
+typedef struct mmr_fstore_stats {
+    uint64_t estimate_keys;          /* rocksdb.estimate-num-keys */
+    uint64_t live_data_bytes;        /* rocksdb.estimate-live-data-size */
+    uint64_t sst_bytes;              /* rocksdb.total-sst-files-size */
+    uint64_t memtable_bytes;         /* rocksdb.cur-size-all-mem-tables */
+    uint64_t pending_compaction_bytes; /* rocksdb.estimate-pending-compaction-bytes */
+    uint64_t running_compactions;    /* rocksdb.num-running-compactions (whole DB) */
+    uint64_t block_cache_bytes;      /* rocksdb.block-cache-usage (shared cache) */
+} mmr_fstore_stats_t;
+/* Never fails: a property RocksDB does not report reads as 0. Thread-safe. */
+void mmr_fstore_get_stats(mmr_fstore_t *fs, mmr_fstore_stats_t *out);
+
 /* Flushes and fully compacts every column family (so dedup marks past their TTL are
  * dropped now). Blocks; for maintenance tools and tests. Errors: MMR_ERR_STORE. */
 mmr_status_t mmr_fstore_compact(mmr_fstore_t *fs, mmr_err_t *err);

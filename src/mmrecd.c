@@ -117,11 +117,29 @@ static void render_metrics(void *opaque, FILE *out) {
         put(out, "counter", "mmrec_ingest_commit_errors_total", (double)s.commit_errors);
         put(out, "gauge", "mmrec_ingest_batch_commit_ms", s.last_batch_ms);
         put(out, "gauge", "mmrec_ingest_assigned_partitions", s.assigned_partitions);
+        mmr_ingest_lag_t lag[256];
+        size_t nl = mmr_ingest_get_lag(d->ing, lag, sizeof lag / sizeof lag[0]);
+        fprintf(out, "# TYPE mmrec_ingest_lag gauge\n");
+        for (size_t i = 0; i < nl && i < sizeof lag / sizeof lag[0]; i++)
+            if (lag[i].lag >= 0)
+                fprintf(out, "mmrec_ingest_lag{topic=\"%s\",partition=\"%d\"} %lld\n", lag[i].topic,
+                        (int)lag[i].partition, (long long)lag[i].lag);
         fprintf(out, "# TYPE mmrec_ingest_dead_lettered_total counter\n");
         for (int i = 0; i < MMR_INGEST_BAD_COUNT; i++)
             fprintf(out, "mmrec_ingest_dead_lettered_total{reason=\"%s\"} %llu\n",
                     mmr_ingest_reason_str((mmr_ingest_reason_t)i),
                     (unsigned long long)s.dead_lettered[i]);
+    }
+    if (d->fs) {
+        mmr_fstore_stats_t f;
+        mmr_fstore_get_stats(d->fs, &f);
+        put(out, "gauge", "mmrec_store_estimate_keys", (double)f.estimate_keys);
+        put(out, "gauge", "mmrec_store_live_data_bytes", (double)f.live_data_bytes);
+        put(out, "gauge", "mmrec_store_sst_bytes", (double)f.sst_bytes);
+        put(out, "gauge", "mmrec_store_memtable_bytes", (double)f.memtable_bytes);
+        put(out, "gauge", "mmrec_store_pending_compaction_bytes", (double)f.pending_compaction_bytes);
+        put(out, "gauge", "mmrec_store_running_compactions", (double)f.running_compactions);
+        put(out, "gauge", "mmrec_store_block_cache_bytes", (double)f.block_cache_bytes);
     }
     if (d->reg) {
         int pinned = 0;

@@ -663,6 +663,27 @@ void mmr_ingest_free(mmr_ingest_t *ing) {
     free(ing);
 }
 
+size_t mmr_ingest_get_lag(mmr_ingest_t *ing, mmr_ingest_lag_t *out, size_t cap) {
+    rd_kafka_topic_partition_list_t *l = NULL;
+    if (rd_kafka_assignment(ing->consumer, &l) != RD_KAFKA_RESP_ERR_NO_ERROR || !l) return 0;
+    rd_kafka_position(ing->consumer, l); /* fills each offset with the fetch position */
+    size_t n = (size_t)l->cnt;
+    for (size_t i = 0; i < n && i < cap; i++) {
+        const rd_kafka_topic_partition_t *tp = &l->elems[i];
+        int t = topic_index(ing, tp->topic);
+        int64_t lo = -1, hi = -1;
+        if (rd_kafka_get_watermark_offsets(ing->consumer, tp->topic, tp->partition, &lo, &hi) != 0) hi = -1;
+        out[i] = (mmr_ingest_lag_t){.topic = t >= 0 ? ing->topics[t].name : "?",
+                                    .partition = tp->partition,
+                                    .position = tp->offset >= 0 ? tp->offset : -1,
+                                    .high = hi >= 0 ? hi : -1};
+        out[i].lag = out[i].position >= 0 && out[i].high >= 0 ? out[i].high - out[i].position : -1;
+        if (out[i].lag < 0 && out[i].position >= 0 && out[i].high >= 0) out[i].lag = 0;
+    }
+    rd_kafka_topic_partition_list_destroy(l);
+    return n;
+}
+
 void mmr_ingest_get_stats(mmr_ingest_t *ing, mmr_ingest_stats_t *out) {
 #define LOAD(f) atomic_load_explicit(&ing->f, memory_order_relaxed)
     *out = (mmr_ingest_stats_t){

@@ -99,6 +99,14 @@ typedef struct mmr_ingest_stats {
     uint32_t assigned_partitions; /* partitions this consumer owns now, all topics */
 } mmr_ingest_stats_t;
 
+/* Consumer lag of one assigned partition: the partition's high watermark (as last seen by
+ * the consumer's fetches) minus the consumer's position; -1 when either is not known yet. */
+typedef struct mmr_ingest_lag {
+    const char *topic; /* borrowed: valid while ing lives */
+    int32_t partition;
+    int64_t position, high, lag;
+} mmr_ingest_lag_t;
+
 /* Creates the consumer (and the DLQ producer); conf strings are copied, fs is borrowed and
  * must outlive the ingest object, and no other thread may write batches to fs meanwhile.
  * Zero batch_max/batch_ms/max_future_ms take the defaults. On MMR_OK *out is owned by the
@@ -120,6 +128,9 @@ void mmr_ingest_stop(mmr_ingest_t *ing);
 /* Stops if needed and frees. NULL is a no-op. */
 void mmr_ingest_free(mmr_ingest_t *ing);
 /* A consistent-enough copy of the counters (each counter read atomically). Any thread. */
+/* Lag of up to cap assigned partitions into out; returns how many are assigned (may exceed
+ * cap). Any thread; does not wait on the broker. */
+size_t mmr_ingest_get_lag(mmr_ingest_t *ing, mmr_ingest_lag_t *out, size_t cap);
 void mmr_ingest_get_stats(mmr_ingest_t *ing, mmr_ingest_stats_t *out);
 
 #endif

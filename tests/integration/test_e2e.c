@@ -114,10 +114,14 @@ int main(int argc, char **argv) {
     double rank_ok = metric_value(body, "mmrec_rpc_requests_total{method=\"/mmrec.v1.Ranker/Rank\",code=\"OK\"}");
     double rank_lat = metric_value(body, "mmrec_rpc_latency_ms_count{method=\"/mmrec.v1.Ranker/Rank\"}");
     double rank_inf = metric_value(body, "mmrec_rpc_latency_ms_bucket{method=\"/mmrec.v1.Ranker/Rank\",le=\"+Inf\"}");
+    double lag = metric_value(body, "mmrec_ingest_lag{topic=\"mmrec.events\",partition=\"0\"}");
+    double keys = metric_value(body, "mmrec_store_estimate_keys");
     free(body);
     CHECK_MSG(rank_ok >= 1 && rank_lat >= rank_ok && rank_inf == rank_lat, "ok %g latency count %g +Inf %g",
               rank_ok, rank_lat, rank_inf);
-    printf("ok metrics: %g Rank calls OK, latency histogram counts them\n", rank_ok);
+    CHECK_MSG(lag == 0 && keys > 0, "lag of mmrec.events/0 %g (caught up: 0), store keys %g", lag, keys);
+    printf("ok metrics: %g Rank calls OK, latency histogram counts them; lag 0; ~%g keys in RocksDB\n",
+           rank_ok, keys);
 
     /* Round 2: u1 likes and buys i2: i2 must overtake i1 for u1. */
     produce_event(rk, "e5", "u1", "i2", MMREC__V1__EVENT_TYPE__LIKE, 1);
