@@ -160,11 +160,12 @@ int main(int argc, char **argv) {
     pthread_t lt;
     CHECK(pthread_create(&lt, NULL, load_main, &load) == 0);
 
-    /* Warm-up: cohort a likes topic 0, cohort b topic 1; enough rounds for ≥ 20 publishes. */
+    /* Warm-up: cohort a likes topic 0, cohort b topic 1; events keep coming (and the trainer
+     * publishing) until 20 versions were swapped in under the Rank load. */
     char ev_id[32], user[16];
     int n_ev = 0;
-    double pub0 = -1;
-    for (int round = 0; round < 40; round++) {
+    double pub0 = -1, pubs = 0;
+    for (int round = 0; round < 400 && (round < 40 || pubs - pub0 < 20); round++) {
         for (int u = 0; u < COHORT; u++) {
             for (int c = 0; c < 2; c++) {
                 snprintf(user, sizeof user, "%s%d", c ? "b" : "a", u);
@@ -175,11 +176,11 @@ int main(int argc, char **argv) {
         }
         CHECK(rd_kafka_flush(rk, 10000) == RD_KAFKA_RESP_ERR_NO_ERROR);
         sleep_ms(PUBLISH_MS / 2);
-        if (round == 0) pub0 = metric(d.metrics_port, "mmrec_trainer_publishes_total");
+        pubs = metric(d.metrics_port, "mmrec_trainer_publishes_total");
+        if (round == 0) pub0 = pubs;
     }
-    double pubs = 0;
-    for (int i = 0; i < 50 && (pubs = metric(d.metrics_port, "mmrec_trainer_publishes_total")) - pub0 < 20; i++)
-        sleep_ms(100);
+    sleep_ms(2 * PUBLISH_MS); /* the last events' version */
+    pubs = metric(d.metrics_port, "mmrec_trainer_publishes_total");
     atomic_store(&load.stop, true);
     pthread_join(lt, NULL);
     double served = metric(d.metrics_port, "mmrec_model_serving_version");
@@ -197,6 +198,7 @@ int main(int argc, char **argv) {
     mmr_err_t err = {0};
     CHECK(mmr_rpc_client_new(d.target, NULL, &c, &err) == MMR_OK);
     int before = cohort_hits(c, "a", "fresh");
+    int64_t t_burst = mmr_now_ms(); /* from the first click of the burst */
     for (int rep = 0; rep < 3; rep++)
         for (int u = 0; u < COHORT; u++) {
             snprintf(user, sizeof user, "a%d", u);
@@ -204,7 +206,6 @@ int main(int argc, char **argv) {
             produce_event(rk, ev_id, user, "fresh", MMREC__V1__EVENT_TYPE__CLICK, 1);
         }
     CHECK(rd_kafka_flush(rk, 10000) == RD_KAFKA_RESP_ERR_NO_ERROR);
-    int64_t t_burst = mmr_now_ms();
     int hits_a = 0;
     int64_t waited = 0;
     while ((waited = mmr_now_ms() - t_burst) <= PUBLISH_MS + 1000) {
