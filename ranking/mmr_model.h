@@ -1,7 +1,8 @@
 /* mmr_model.h — one servable model version: a tower plus the item index built from the
- * store's catalog, and the serving math on top (user encoding, candidate scoring, exact
- * top-K retrieval). Usable without gRPC: the Rank method and the offline replay call the
- * same functions. Not in here: versions, files, hot swap (mmr_registry.h).
+ * store's catalog, and the serving math on top (user encoding, candidate scoring, top-K
+ * retrieval: exact, or approximate over large catalogs). Usable without gRPC: the Rank
+ * method and the offline replay call the same functions. Not in here: versions, files,
+ * hot swap (mmr_registry.h), the approximate index itself (mmr_ann.h).
  *
  * Index: every non-deleted catalog item at build time → row r with item vector (D), gate
  * weights (3), created_ms and id; an id → row hash map. Items added later are encoded on
@@ -26,6 +27,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "mmr_ann.h"
 #include "mmr_err.h"
 #include "mmr_fstore.h"
 #include "mmr_trainer.h"
@@ -54,6 +56,27 @@ int mmr_model_user_history(const mmr_tower_config_t *c, const mmr_user_t *u, int
 mmr_status_t mmr_model_new(mmr_tower_t *tower, mmr_fstore_t *fs, mmr_tower_backend_t *be,
                            mmr_model_t **out, mmr_err_t *err);
 void mmr_model_free(mmr_model_t *m); /* NULL is a no-op */
+
+/* Retrieval: exact below ann_min_items, approximate (mmr_ann.h) from there on, unless the
+ * calibrated index would scan more than ann_max_scan of the items per query (catalogs
+ * without cluster structure), where exact is as fast; ON and OFF force the choice (tests,
+ * replay). */
+typedef enum { MMR_MODEL_ANN_AUTO = 0, MMR_MODEL_ANN_OFF, MMR_MODEL_ANN_ON } mmr_model_ann_mode_t;
+typedef struct mmr_model_opts {
+    mmr_model_ann_mode_t ann;
+    size_t ann_min_items;
+    float ann_max_scan;
+    mmr_ann_opts_t ann_opts;
+} mmr_model_opts_t;
+
+/* AUTO, 20000 items, 0.5, mmr_ann_opts_default(). */
+mmr_model_opts_t mmr_model_opts_default(void);
+/* mmr_model_new with opts (NULL = defaults; copied). Extra errors: those of mmr_ann_new. */
+mmr_status_t mmr_model_new_opts(mmr_tower_t *tower, mmr_fstore_t *fs, mmr_tower_backend_t *be,
+                                const mmr_model_opts_t *opts, mmr_model_t **out, mmr_err_t *err);
+/* The approximate index mmr_model_retrieve uses, or NULL when it answers exactly.
+ * Borrowed, valid while m lives. */
+const mmr_ann_t *mmr_model_ann(const mmr_model_t *m);
 
 /* Borrowed, valid while m lives. */
 const mmr_tower_t *mmr_model_tower(const mmr_model_t *m);
@@ -86,11 +109,16 @@ mmr_status_t mmr_model_score(const mmr_model_t *m, const float *user_vec, size_t
                              const char *const *item_ids, int64_t now_ms, float *score,
                              float *gate, uint8_t *status, mmr_err_t *err);
 
-/* Exact top-k of the index by dot product with user_vec (D), best first, ties by row:
- * rows (k) and dots (k); *n_out = min(k, items not excluded). exclude_rows (n_exclude,
- * sorted ascending, may hold duplicates) are skipped. Never fails; k = 0 gives nothing. */
+/* Top-k of the index by dot product with user_vec (D), best first, ties by row: rows (k)
+ * and dots (k); *n_out = min(k, items not excluded). exclude_rows (n_exclude, sorted
+ * ascending, may hold duplicates) are skipped. Approximate when mmr_model_ann(m) is set
+ * (recall in its mmr_ann_get_info), exact otherwise. Never fails; k = 0 gives nothing. */
 void mmr_model_retrieve(const mmr_model_t *m, const float *user_vec, size_t k,
                         const int64_t *exclude_rows, size_t n_exclude, int64_t *rows,
                         float *dots, size_t *n_out);
+/* The same, always exact (an O(N D) scan). */
+void mmr_model_retrieve_exact(const mmr_model_t *m, const float *user_vec, size_t k,
+                              const int64_t *exclude_rows, size_t n_exclude, int64_t *rows,
+                              float *dots, size_t *n_out);
 
 #endif

@@ -1,6 +1,7 @@
 /* model.c — a servable model version: the item index over the catalog, user encoding,
- * candidate scoring with the ranking head, exact top-K (see mmr_model.h). Not the
- * registry or hot swap (registry.c), not the RPC (ranker.c). Scratch memory is per call. */
+ * candidate scoring with the ranking head, top-K retrieval (exact, or the approximate index
+ * of ann.c over large catalogs; see mmr_model.h). Not the registry or hot swap
+ * (registry.c), not the RPC (ranker.c). Scratch memory is per call. */
 #include "mmr_model.h"
 
 #include <math.h>
@@ -8,6 +9,7 @@
 #include <string.h>
 
 #include "mmr_hash.h"
+#include "mmr_log.h"
 
 #define BUILD_CHUNK 1024 /* items gathered per encode call while building */
 #define MS_PER_HOUR 3.6e6
@@ -26,6 +28,7 @@ struct mmr_model {
     char *id_pool;
     uint32_t *slots;               /* (slot_mask + 1) open addressing: row + 1, 0 = empty */
     size_t slot_mask;
+    mmr_ann_t *ann;                /* owned; NULL = exact retrieval */
 };
 
 /* --- ids → tower inputs ------------------------------------------------------------- */
@@ -66,6 +69,7 @@ const char *mmr_model_item_id(const mmr_model_t *m, size_t r) { return m->id_poo
 const float *mmr_model_item_vec(const mmr_model_t *m, size_t r) { return m->vec + r * (size_t)m->D; }
 const mmr_tower_t *mmr_model_tower(const mmr_model_t *m) { return m->tower; }
 size_t mmr_model_item_count(const mmr_model_t *m) { return m->n; }
+const mmr_ann_t *mmr_model_ann(const mmr_model_t *m) { return m->ann; }
 
 int64_t mmr_model_find(const mmr_model_t *m, const char *item_id) {
     uint64_t h = mmr_hash64(item_id, strlen(item_id));
@@ -168,8 +172,38 @@ static int build_add(void *opaque, const mmr_item_t *item) {
     return b->st != MMR_OK;
 }
 
+mmr_model_opts_t mmr_model_opts_default(void) {
+    return (mmr_model_opts_t){.ann = MMR_MODEL_ANN_AUTO, .ann_min_items = 20000,
+                              .ann_max_scan = 0.5f, .ann_opts = mmr_ann_opts_default()};
+}
+
+/* Builds m->ann when opts ask for it (see mmr_model_opts_t). */
+static mmr_status_t build_ann(mmr_model_t *m, const mmr_model_opts_t *o, mmr_err_t *err) {
+    if (o->ann == MMR_MODEL_ANN_OFF || m->n == 0) return MMR_OK;
+    if (o->ann == MMR_MODEL_ANN_AUTO && m->n < o->ann_min_items) return MMR_OK;
+    mmr_status_t st = mmr_ann_new(m->vec, m->n, m->D, &o->ann_opts, &m->ann, err);
+    if (st != MMR_OK) return st;
+    mmr_ann_info_t i;
+    mmr_ann_get_info(m->ann, &i);
+    int keep = o->ann == MMR_MODEL_ANN_ON || i.scan_frac <= o->ann_max_scan;
+    mmr_log(MMR_LOG_INFO, "model",
+            "ann over %zu items: nlist %u nprobe %u recall %.3f scan %.1f%% build %.2f s%s", m->n,
+            i.nlist, i.nprobe, i.recall, 100.0 * i.scan_frac, i.build_s, keep ? "" : " -> exact kept");
+    if (!keep) {
+        mmr_ann_free(m->ann);
+        m->ann = NULL;
+    }
+    return MMR_OK;
+}
+
 mmr_status_t mmr_model_new(mmr_tower_t *tower, mmr_fstore_t *fs, mmr_tower_backend_t *be,
                            mmr_model_t **out, mmr_err_t *err) {
+    return mmr_model_new_opts(tower, fs, be, NULL, out, err);
+}
+
+mmr_status_t mmr_model_new_opts(mmr_tower_t *tower, mmr_fstore_t *fs, mmr_tower_backend_t *be,
+                                const mmr_model_opts_t *opts, mmr_model_t **out, mmr_err_t *err) {
+    mmr_model_opts_t o = opts ? *opts : mmr_model_opts_default();
     *out = NULL;
     mmr_model_t *m = calloc(1, sizeof *m);
     if (!m) {
@@ -189,6 +223,7 @@ mmr_status_t mmr_model_new(mmr_tower_t *tower, mmr_fstore_t *fs, mmr_tower_backe
     if (st == MMR_OK) st = b.st;
     if (st == MMR_OK) st = build_map(m, err);
     free(b.content);
+    if (st == MMR_OK) st = build_ann(m, &o, err);
     if (st != MMR_OK) {
         mmr_model_free(m);
         return st;
@@ -207,6 +242,7 @@ void mmr_model_free(mmr_model_t *m) {
     free(m->id_off);
     free(m->id_pool);
     free(m->slots);
+    mmr_ann_free(m->ann);
     free(m);
 }
 
@@ -343,74 +379,22 @@ out:
     return st;
 }
 
-/* --- exact top-K ----------------------------------------------------------------------- */
+/* --- top-K ----------------------------------------------------------------------------- */
 
-/* u·v with 8 independent lanes, so the compiler vectorises it without reassociating. */
-static float dot(const float *u, const float *v, size_t D) {
-    float acc[8] = {0};
-    size_t k = 0;
-    for (; k + 8 <= D; k += 8)
-        for (int l = 0; l < 8; l++) acc[l] += u[k + l] * v[k + l];
-    float s = 0.0f;
-    for (; k < D; k++) s += u[k] * v[k];
-    for (int l = 0; l < 8; l++) s += acc[l];
-    return s;
-}
-
-/* a ranks below b: lower dot, or equal dot and a higher row */
-static int worse(float da, int64_t ra, float db, int64_t rb) { return da < db || (da == db && ra > rb); }
-
-static void sift_down(int64_t *rows, float *dots, size_t n, size_t i) {
-    for (;;) {
-        size_t w = i, l = 2 * i + 1, r = l + 1;
-        if (l < n && worse(dots[l], rows[l], dots[w], rows[w])) w = l;
-        if (r < n && worse(dots[r], rows[r], dots[w], rows[w])) w = r;
-        if (w == i) return;
-        float td = dots[i]; dots[i] = dots[w]; dots[w] = td;
-        int64_t tr = rows[i]; rows[i] = rows[w]; rows[w] = tr;
-        i = w;
-    }
-}
-
-static int excluded(const int64_t *ex, size_t n, int64_t r) {
-    size_t lo = 0, hi = n;
-    while (lo < hi) {
-        size_t mid = (lo + hi) / 2;
-        if (ex[mid] < r) lo = mid + 1; else hi = mid;
-    }
-    return lo < n && ex[lo] == r;
+void mmr_model_retrieve_exact(const mmr_model_t *m, const float *user_vec, size_t k,
+                              const int64_t *exclude_rows, size_t n_exclude, int64_t *rows,
+                              float *dots, size_t *n_out) {
+    mmr_ann_topk_t t = {.k = k, .rows = rows, .dots = dots, .ex = exclude_rows, .n_ex = n_exclude};
+    mmr_ann_topk_scan(&t, user_vec, m->vec, m->n, m->D, NULL, 0);
+    mmr_ann_topk_sort(&t);
+    *n_out = t.h;
 }
 
 void mmr_model_retrieve(const mmr_model_t *m, const float *user_vec, size_t k,
                         const int64_t *exclude_rows, size_t n_exclude, int64_t *rows,
                         float *dots, size_t *n_out) {
-    size_t h = 0, D = (size_t)m->D;
-    /* rows/dots hold a min-heap of the best h so far (root = the worst of them) */
-    for (size_t r = 0; k && r < m->n; r++) {
-        float d = dot(user_vec, m->vec + r * D, D);
-        if (h == k && !worse(dots[0], rows[0], d, (int64_t)r)) continue;
-        if (n_exclude && excluded(exclude_rows, n_exclude, (int64_t)r)) continue;
-        if (h < k) {
-            /* sift up */
-            size_t i = h++;
-            while (i && worse(d, (int64_t)r, dots[(i - 1) / 2], rows[(i - 1) / 2])) {
-                dots[i] = dots[(i - 1) / 2];
-                rows[i] = rows[(i - 1) / 2];
-                i = (i - 1) / 2;
-            }
-            dots[i] = d;
-            rows[i] = (int64_t)r;
-        } else {
-            dots[0] = d;
-            rows[0] = (int64_t)r;
-            sift_down(rows, dots, h, 0);
-        }
-    }
-    /* heap sort: repeatedly move the worst to the end → best first */
-    for (size_t e = h; e > 1; e--) {
-        float td = dots[0]; dots[0] = dots[e - 1]; dots[e - 1] = td;
-        int64_t tr = rows[0]; rows[0] = rows[e - 1]; rows[e - 1] = tr;
-        sift_down(rows, dots, e - 1, 0);
-    }
-    *n_out = h;
+    if (m->ann)
+        mmr_ann_search(m->ann, user_vec, k, 0, exclude_rows, n_exclude, rows, dots, n_out);
+    else
+        mmr_model_retrieve_exact(m, user_vec, k, exclude_rows, n_exclude, rows, dots, n_out);
 }
