@@ -13,8 +13,8 @@
  *   item bucket = mmr_tower_id_bucket(item_id, n_item_ids), cache key = mmr_hash64(item_id),
  *   modality m present when the store's width equals the tower's d_m;
  *   user bucket = mmr_tower_id_bucket(user_id, n_user_ids);
- *   history = the user's ring, most recent first, events after now_ms left out, up to
- *   hist_len; type = event type, age = (now_ms - ts_ms) / 3.6e6 hours.
+ *   history = mmr_user_history up to now_ms (features/: the rule the trainer's example
+ *   builder uses too: impressions left out), up to hist_len.
  * Head features: popularity = mmr_fstore_popularity_at(now_ms) (the head takes log1p),
  *   recency = log1p(max(0, now_ms - created_ms) / 3.6e6) (0 when the item has no catalog
  *   record).
@@ -42,11 +42,6 @@ int32_t mmr_model_user_bucket(const mmr_tower_config_t *c, const char *user_id);
  * modalities whose width matches c, and the item-id bucket. */
 void mmr_model_item_input(const mmr_tower_config_t *c, const mmr_item_t *item,
                           mmr_tower_item_in_t *out);
-/* The history of u at now_ms (see the top of this file) into ids / types / ages_h, each
- * with room for c->hist_len entries; returns the count. ids point into u. u may be NULL. */
-int mmr_model_user_history(const mmr_tower_config_t *c, const mmr_user_t *u, int64_t now_ms,
-                           const char **ids, int32_t *types, float *ages_h);
-
 /* --- lifetime ------------------------------------------------------------------------ */
 
 /* Builds the index of tower over the catalog of fs (one consistent snapshot). tower is

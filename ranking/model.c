@@ -48,21 +48,6 @@ void mmr_model_item_input(const mmr_tower_config_t *c, const mmr_item_t *item,
         if (item->emb[m] && item->emb_dim[m] == (uint32_t)width[m]) out->x[m] = item->emb[m];
 }
 
-int mmr_model_user_history(const mmr_tower_config_t *c, const mmr_user_t *u, int64_t now_ms,
-                           const char **ids, int32_t *types, float *ages_h) {
-    int n = 0;
-    /* the ring is oldest first: walk it backwards */
-    for (uint32_t j = u ? u->n : 0; j-- > 0 && n < c->hist_len;) {
-        const mmr_interaction_t *it = &u->recent[j];
-        if (it->ts_ms > now_ms || it->type < 0 || (int)it->type >= c->n_event_types) continue;
-        ids[n] = it->item_id;
-        types[n] = (int32_t)it->type;
-        ages_h[n] = (float)((double)(now_ms - it->ts_ms) / MS_PER_HOUR);
-        n++;
-    }
-    return n;
-}
-
 /* --- the id → row map ---------------------------------------------------------------- */
 
 const char *mmr_model_item_id(const mmr_model_t *m, size_t r) { return m->id_pool + m->id_off[r]; }
@@ -280,7 +265,7 @@ mmr_status_t mmr_model_encode_user(const mmr_model_t *m, const char *user_id,
     float *hist = (float *)(miss_at + L), *enc = hist + L * D, *ages = enc + L * D;
     int32_t *types = (int32_t *)(ages + L);
     uint8_t *found = (uint8_t *)(types + L);
-    int n = mmr_model_user_history(c, u, now_ms, ids, types, ages);
+    int n = mmr_user_history(u, now_ms + 1, c->hist_len, ids, types, ages); /* up to now */
     size_t nm = 0;
     for (int j = 0; j < n; j++) {
         int64_t r = mmr_model_find(m, ids[j]);
