@@ -13,7 +13,7 @@
  *   by user), else the serving one; none serving → the baseline above (model_version 0).
  *   A model_version that is not loaded → NOT_FOUND; an unknown experiment, or both
  *   model_version and experiment → INVALID_ARGUMENT.
- *   retrieve_k (≤ max_candidates) takes the exact top-k of the model's item index by
+ *   retrieve_k (≤ max_candidates) takes the top-k of the model's item index (mmr_model_retrieve: exact, or IVF above 20k items) by
  *   user·item as candidates (without a model: UNIMPLEMENTED); exclude_seen drops items in
  *   the user's recent interactions (before retrieval); explain returns gate weights.
  * The response and the impression carry the version used; the impression's experiment_arm
