@@ -34,9 +34,11 @@ struct mmr_joiner {
     entry_t *qhead, *qtail;
     size_t held;       /* entries in the FIFO, dead ones included: the memory bound */
     int64_t now_ms;    /* largest event time seen */
-    char **res;        /* [conf.reservoir] sampled item ids (owned), first res_n filled */
+    char **res;        /* [conf.reservoir] distinct item ids (owned), first res_n filled */
     size_t res_n;
-    uint64_t res_seen, rng;
+    uint64_t *seen;    /* [nseen] open-addressing set of mmr_hash64 | 1 of ids already added */
+    size_t nseen, seen_n;
+    uint64_t rng;
     mmr_joiner_stats_t st;
 };
 
@@ -45,7 +47,7 @@ mmr_status_t mmr_joiner_new(const mmr_joiner_conf_t *conf, mmr_joiner_emit_fn em
     mmr_joiner_conf_t c = conf ? *conf : (mmr_joiner_conf_t){0};
     if (!c.window_ms) c.window_ms = 30000;
     if (!c.max_pending) c.max_pending = (size_t)1 << 20;
-    if (!c.reservoir) c.reservoir = 4096;
+    if (!c.reservoir) c.reservoir = 65536;
     if (!emit || c.window_ms < 0 || c.neg_per_pos < 0 || c.neg_per_pos > 64)
         return mmr_err_set(err, MMR_ERR_INVALID,
                            "joiner: emit is required, window_ms >= 0, neg_per_pos in [0, 64]");
@@ -58,8 +60,10 @@ mmr_status_t mmr_joiner_new(const mmr_joiner_conf_t *conf, mmr_joiner_emit_fn em
     while (j->nbuckets < c.max_pending && j->nbuckets < ((size_t)1 << 20)) j->nbuckets <<= 1;
     j->buckets = calloc(j->nbuckets, sizeof *j->buckets);
     j->res = calloc(c.reservoir, sizeof *j->res);
+    for (j->nseen = 1024; j->nseen < 4 * c.reservoir; j->nseen <<= 1) {}
+    j->seen = calloc(j->nseen, sizeof *j->seen);
     j->rng = c.seed;
-    if (!j->buckets || !j->res) {
+    if (!j->buckets || !j->res || !j->seen) {
         mmr_joiner_free(j);
         return mmr_err_set(err, MMR_ERR_NOMEM, "out of memory");
     }
@@ -75,6 +79,7 @@ void mmr_joiner_free(mmr_joiner_t *j) {
     }
     for (size_t i = 0; i < j->res_n; i++) free(j->res[i]);
     free(j->res);
+    free(j->seen);
     free(j->buckets);
     free(j);
 }
@@ -161,26 +166,42 @@ static mmr_status_t hold(mmr_joiner_t *j, int kind, uint64_t h, const char *req,
     return MMR_OK;
 }
 
-/* Algorithm R over every item id seen. */
+/* Sampled negatives come from DISTINCT items, uniformly: drawing them in proportion to
+ * how often items appear in the stream would match the positives' popularity, and the
+ * ranking head would learn that popularity says nothing. Each id enters the reservoir the
+ * first time it is seen (a set of hashes remembers which were added; it is forgotten when
+ * three quarters full); once the reservoir is full a new id replaces a random one. */
 static void reservoir_add(mmr_joiner_t *j, const char *item) {
     if (!j->conf.neg_per_pos) return;
-    uint64_t seen = j->res_seen++;
-    size_t slot;
-    if (j->res_n < j->conf.reservoir) slot = j->res_n;
-    else if ((slot = (size_t)(mmr_rand_next(&j->rng) % (seen + 1))) >= j->conf.reservoir) return;
+    uint64_t h = mmr_hash64(item, strlen(item)) | 1, mask = j->nseen - 1;
+    size_t i = (size_t)(h & mask);
+    while (j->seen[i] && j->seen[i] != h) i = (i + 1) & mask;
+    if (j->seen[i]) return;
+    if (4 * (j->seen_n + 1) > 3 * j->nseen) {
+        memset(j->seen, 0, j->nseen * sizeof *j->seen);
+        j->seen_n = 0;
+        for (i = (size_t)(h & mask); j->seen[i]; i = (i + 1) & mask) {}
+    }
     char *copy = strdup(item);
-    if (!copy) return; /* sampling is best effort: a missed update only narrows the pool */
-    if (slot == j->res_n) j->res_n++;
-    else free(j->res[slot]);
+    if (!copy) return; /* sampling is best effort: a missed id only narrows the pool */
+    j->seen[i] = h;
+    j->seen_n++;
+    size_t slot = j->res_n < j->conf.reservoir ? j->res_n++
+                                               : (size_t)(mmr_rand_next(&j->rng) % j->conf.reservoir);
+    free(j->res[slot]); /* NULL for a new slot (calloc) */
     j->res[slot] = copy;
 }
 
+void mmr_joiner_add_item(mmr_joiner_t *j, const char *item_id) { reservoir_add(j, item_id); }
+
 static void sample_negatives(mmr_joiner_t *j, const mmr_event_t *ev) {
     for (int k = 0; k < j->conf.neg_per_pos && j->res_n > 1; k++) {
-        const char *item;
-        do item = j->res[mmr_rand_next(&j->rng) % j->res_n];
-        while (strcmp(item, ev->item_id) == 0);
-        emit(j, ev->user_id, item, ev->ts_ms, 0.0f, 0, "", 1);
+        const char *item = NULL;
+        for (int tries = 0; tries < 8 && !item; tries++) { /* the positive itself is no negative */
+            const char *c = j->res[mmr_rand_next(&j->rng) % j->res_n];
+            if (strcmp(c, ev->item_id) != 0) item = c;
+        }
+        if (item) emit(j, ev->user_id, item, ev->ts_ms, 0.0f, 0, "", 1);
     }
 }
 

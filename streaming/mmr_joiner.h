@@ -11,8 +11,10 @@
  *     (such a positive was emitted without the impression's version and arm: an arm's
  *     clicks are counted only when the impression is read first);
  *   - a SKIP is a label-0 example at once;
- *   - each positive adds neg_per_pos sampled negatives: items drawn from a reservoir of
- *     recently seen item ids (Algorithm R, seeded), never the positive item itself.
+ *   - each positive adds neg_per_pos sampled negatives: items drawn uniformly from a
+ *     reservoir of DISTINCT item ids seen in the stream (not in proportion to how often
+ *     they appear, so popularity stays informative to the ranking head), never the
+ *     positive item itself (seeded: a replay draws the same ones).
  * Time is event time (the largest ts_ms seen), so a replay decides exactly as a live run.
  *
  * Memory is bounded: at most max_pending impressions and early positives are held; when
@@ -47,7 +49,7 @@ typedef struct mmr_joiner_conf {
     int64_t window_ms;    /* default 30000 */
     size_t max_pending;   /* default 1 << 20 */
     int neg_per_pos;      /* sampled negatives per positive; default 0 (none), max 64 */
-    size_t reservoir;     /* item ids kept for sampling; default 4096 */
+    size_t reservoir;     /* distinct item ids kept for sampling; default 65536 */
     uint64_t seed;
 } mmr_joiner_conf_t;
 
@@ -72,6 +74,9 @@ mmr_status_t mmr_joiner_event(mmr_joiner_t *j, const mmr_event_t *ev, const char
 mmr_status_t mmr_joiner_impression(mmr_joiner_t *j, const char *request_id, const char *user_id,
                                    const char *const *item_ids, size_t n, uint64_t model_version,
                                    const char *arm, int64_t ts_ms, mmr_err_t *err);
+/* Adds item_id to the pool sampled negatives are drawn from (e.g. the catalog, so that
+ * items nobody touched yet are negatives too); the stream adds every id it carries. */
+void mmr_joiner_add_item(mmr_joiner_t *j, const char *item_id);
 /* Decides every held impression now (end of a replay, shutdown). */
 void mmr_joiner_flush(mmr_joiner_t *j);
 void mmr_joiner_get_stats(const mmr_joiner_t *j, mmr_joiner_stats_t *out);

@@ -101,6 +101,44 @@ static void test_bound_and_sampling(void) {
     CHECK(mmr_joiner_new(&(mmr_joiner_conf_t){.neg_per_pos = 65}, collect, &s, &j, &err) == MMR_ERR_INVALID);
 }
 
+/* Negatives are uniform over distinct items, not over appearances; a reservoir holding
+ * only the positive item yields none (and does not hang). */
+typedef struct { int hot, cold, n; } uni_t;
+static void count_uniform(void *opaque, const mmr_joined_t *j) {
+    uni_t *u = opaque;
+    if (!j->sampled) return;
+    u->n++;
+    if (!strcmp(j->item_id, "hot")) u->hot++;
+    else u->cold++;
+}
+
+static void test_uniform_negatives(void) {
+    uni_t u = {0};
+    mmr_err_t err = {0};
+    mmr_joiner_t *j;
+    CHECK(mmr_joiner_new(&(mmr_joiner_conf_t){.neg_per_pos = 2, .seed = 3}, count_uniform, &u, &j, &err) == MMR_OK);
+    mmr_event_t only = ev("u", "p", MMR_EV_CLICK, 1, 1), again = ev("u", "p", MMR_EV_CLICK, 1, 2);
+    CHECK(mmr_joiner_event(j, &only, NULL, &err) == MMR_OK && mmr_joiner_event(j, &again, NULL, &err) == MMR_OK);
+    CHECK(u.n == 0);
+    char id[16];
+    for (int i = 0; i < 1000; i++) { /* "hot" shows up 1000 times, c0..c9 once each */
+        mmr_event_t e = ev("v", "hot", MMR_EV_IMPRESSION, 0, 10 + i);
+        CHECK(mmr_joiner_event(j, &e, NULL, &err) == MMR_OK);
+        if (i < 10) {
+            snprintf(id, sizeof id, "c%d", i);
+            mmr_event_t c = ev("v", id, MMR_EV_IMPRESSION, 0, 10 + i);
+            CHECK(mmr_joiner_event(j, &c, NULL, &err) == MMR_OK);
+        }
+    }
+    for (int i = 0; i < 2000; i++) {
+        mmr_event_t c = ev("w", "p", MMR_EV_CLICK, 1, 2000 + i);
+        CHECK(mmr_joiner_event(j, &c, NULL, &err) == MMR_OK);
+    }
+    /* 12 distinct ids, "p" excluded: hot is 1 of 11 candidates (~9%), not 1000 of 1010 */
+    CHECK_MSG(u.n == 4000 && u.hot > 200 && u.hot < 600, "sampled %d, hot %d", u.n, u.hot);
+    mmr_joiner_free(j);
+}
+
 static void test_exbuild(void) {
     char dir[256];
     fst_tmpdir(dir);
@@ -152,6 +190,7 @@ static void test_exbuild(void) {
 int main(void) {
     test_labels();
     test_bound_and_sampling();
+    test_uniform_negatives();
     test_exbuild();
     printf("test_joiner: ok\n");
     return 0;
