@@ -8,6 +8,15 @@
 #ifdef MMR_TOWER_HAVE_BLAS
 #include <cblas.h>
 #endif
+#ifdef MMR_TOWER_OPENBLAS
+#include <pthread.h>
+
+/* OpenBLAS threads spin (sched_yield) between calls; the towers' GEMMs are small and the
+ * engine brings its own parallelism (serving threads, replay variants), so its pool only
+ * burns the cores those need: measured 3x slower training with it. One thread, once. */
+static pthread_once_t blas_once = PTHREAD_ONCE_INIT;
+static void blas_single_thread(void) { openblas_set_num_threads(1); }
+#endif
 
 void mmr_tower_sgemm_ref(int ta, int tb, int M, int N, int K, float alpha, const float *A,
                          int lda, const float *B, int ldb, float beta, float *C, int ldc) {
@@ -46,6 +55,9 @@ void mmr_tower_sgemm(int ta, int tb, int M, int N, int K, float alpha, const flo
         mmr_tower_sgemm_ref(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
         return;
     }
+#ifdef MMR_TOWER_OPENBLAS
+    pthread_once(&blas_once, blas_single_thread);
+#endif
     cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans,
                 M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
 #else
