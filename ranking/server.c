@@ -56,6 +56,8 @@ typedef struct method {
     atomic_uint_fast64_t latency_sum_us;
 } method_t;
 
+#define MAX_ARMED 64 /* requests posted per method and worker */
+
 const double mmr_server_latency_le[MMR_SERVER_LATENCY_BUCKETS - 1] = {
     0.1, 0.25, 0.5, 1, 2, 3, 5, 10, 25, 50, 100, 250, 500, 1000, 5000};
 
@@ -770,8 +772,14 @@ mmr_status_t mmr_server_start(mmr_server_t *s, mmr_err_t *err) {
     }
     grpc_server_start(s->server);
     atomic_store(&s->started, 1);
+    /* Several requests outstanding per method and worker (each completed one is re-armed),
+     * so arriving calls are matched at once: a call grpc core holds unmatched is invisible to
+     * admission (it cannot be shed) and is cancelled, not drained, at shutdown. */
+    uint32_t per = s->max_inflight / (uint32_t)s->nworkers;
+    int armed = per < 1 ? 1 : per > MAX_ARMED ? MAX_ARMED : (int)per;
     for (int i = 0; i < s->nworkers; i++) {
-        for (int m = 0; m < s->nmethods; m++) request_next(&s->workers[i], &s->methods[m]);
+        for (int m = 0; m < s->nmethods; m++)
+            for (int k = 0; k < armed; k++) request_next(&s->workers[i], &s->methods[m]);
         pthread_create(&s->workers[i].thread, NULL, worker_main, &s->workers[i]);
     }
     return MMR_OK;
