@@ -166,6 +166,11 @@ static mmr_status_t open_opts_build(mmr_fstore_t *fs, const mmr_fstore_opts_t *o
     rocksdb_options_set_level_compaction_dynamic_level_bytes(db, 1);
     rocksdb_options_set_bytes_per_sync(db, 1 << 20);
     rocksdb_options_set_keep_log_file_num(db, 8);
+    /* RocksDB's info LOG lives in the store folder: on a full disk a failed LOG write, then
+     * the error handler's own LOG write, trip an assertion in Debian's librocksdb (7.8,
+     * built with assertions) and abort the process. Only fatal messages are logged by
+     * default; rocksdb.info_log_level=INFO_LEVEL brings the rest back (with that risk). */
+    rocksdb_options_set_info_log_level(db, 4 /* FATAL_LEVEL */);
     rocksdb_options_set_compression(db, compression);
     if (opts->rocksdb_options && *opts->rocksdb_options) {
         /* Operator overrides (config rocksdb.*) on top of our defaults, before the column

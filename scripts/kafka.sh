@@ -6,9 +6,12 @@
 #   kafka.sh start DIR                     start a fresh broker in DIR (wipes DIR/data),
 #                                          print "127.0.0.1:PORT" (also in DIR/bootstrap)
 #   kafka.sh topics DIR name:parts ...     create topics (idempotent)
-#   kafka.sh stop DIR                      stop the broker started in DIR
+#   kafka.sh stop DIR                      stop the broker started in DIR (DIR/data is kept)
+#   kafka.sh restart DIR                   start the stopped broker of DIR again: same ports,
+#                                          same data (fault tests: broker outage)
 #   kafka.sh run DIR -- CMD ARGS...        start + default topics + CMD + always stop;
-#                                          CMD sees MMREC_KAFKA_BOOTSTRAP, exit code is CMD's
+#                                          CMD sees MMREC_KAFKA_BOOTSTRAP, MMREC_KAFKA_DIR and
+#                                          MMREC_KAFKA_SH (this script); exit code is CMD's
 #   kafka.sh tool DIR CLASS ARGS...        run a Kafka CLI class (e.g. console consumer)
 #
 # Jar cache: ${MMREC_KAFKA_CACHE:-$HOME/.cache/mmrec/kafka-3.9.1} (outside the tree).
@@ -48,6 +51,12 @@ cmd_fetch() {
     mv "$LIB.tmp" "$LIB"
     echo "$want" >"$CACHE/.fetched"
   ) 9>"$CACHE/.lock"
+}
+
+# JVM_BROKER: the broker's java arguments for DIR (the caller declares it local).
+broker_cmd() {
+  JVM_BROKER=(-Xms128m -Xmx512m "${JVM_FAST[@]}" -Dlog4j.configuration="file:$1/log4j.properties"
+              -cp "$LIB/*" kafka.Kafka "$1/server.properties")
 }
 
 # Two distinct free ports on 127.0.0.1 (both held open while choosing).
@@ -102,7 +111,8 @@ cmd_start() {
   if broker_pid "$dir" >/dev/null; then die "a broker is already running in $dir"; fi
   cmd_fetch
   write_tools_log4j
-  local ports bport cport
+  local ports bport cport JVM_BROKER
+  broker_cmd "$dir"
   ports=$(free_ports); bport=${ports% *}; cport=${ports#* }
 
   cat >"$dir/server.properties" <<EOF
@@ -149,11 +159,14 @@ EOF
   # Under `run`, the broker gets SIGTERM if the wrapper itself is killed (even by SIGKILL).
   local pdeath=()
   [[ ${KAFKA_SH_PDEATHSIG:-} == 1 ]] && command -v setpriv >/dev/null && pdeath=(setpriv --pdeathsig TERM)
-  "${pdeath[@]}" java -Xms128m -Xmx512m "${JVM_FAST[@]}" -Dlog4j.configuration="file:$dir/log4j.properties" \
-       -cp "$LIB/*" kafka.Kafka "$dir/server.properties" >"$dir/kafka.log" 2>&1 </dev/null &
+  "${pdeath[@]}" java "${JVM_BROKER[@]}" >"$dir/kafka.log" 2>&1 </dev/null &
   echo $! >"$dir/kafka.pid"
+  wait_ready "$dir" "$bport"
+}
 
-  local deadline=$((SECONDS + START_TIMEOUT))
+# Waits until the broker of DIR listens on PORT and says it started, then prints the address.
+wait_ready() {
+  local dir=$1 bport=$2 deadline=$((SECONDS + START_TIMEOUT))
   until port_open "$bport" && grep -q "Kafka Server started" "$dir/kafka.log"; do
     if ! broker_pid "$dir" >/dev/null; then
       tail -n 40 "$dir/kafka.log" >&2; die "broker exited during startup (log: $dir/kafka.log)"
@@ -166,6 +179,40 @@ EOF
   done
   echo "127.0.0.1:$bport" >"$dir/bootstrap"
   echo "127.0.0.1:$bport"
+}
+
+# restart: the broker of DIR (stopped with `stop`) starts again on the ports and data of its
+# last start. Under `run` (DIR/run.pid names the wrapper) the cleanup guarantee is kept: a
+# watcher subshell is the broker's parent (pdeathsig TERM if the watcher dies) and stops it
+# within a second of the wrapper's death, even by SIGKILL; the wrapper's EXIT trap stops it
+# as before. Outside `run`, stop it with `stop`.
+cmd_restart() {
+  [[ $# -eq 1 ]] || die "usage: kafka.sh restart DIR"
+  [[ -f $1/server.properties && -d $1/data ]] || die "no stopped broker in $1 (start it first)"
+  local dir bport runpid="" JVM_BROKER; dir=$(cd "$1" && pwd)
+  if broker_pid "$dir" >/dev/null; then die "the broker in $dir is still running"; fi
+  bport=$(sed -n 's/^listeners=PLAINTEXT:\/\/127\.0\.0\.1:\([0-9]*\),.*/\1/p' "$dir/server.properties")
+  [[ -n $bport ]] || die "no PLAINTEXT listener in $dir/server.properties"
+  broker_cmd "$dir"
+  rm -f "$dir/bootstrap" "$dir/kafka.pid"   # a stale pid (broker died unstopped) is not ours
+  mv -f "$dir/kafka.log" "$dir/kafka.log.prev" 2>/dev/null || true   # wait_ready reads a fresh log
+  [[ -f $dir/run.pid ]] && runpid=$(cat "$dir/run.pid")
+  if [[ -n $runpid ]] && kill -0 "$runpid" 2>/dev/null && command -v setpriv >/dev/null; then
+    (
+      setpriv --pdeathsig TERM java "${JVM_BROKER[@]}" >"$dir/kafka.log" 2>&1 </dev/null &
+      bpid=$!
+      echo "$bpid" >"$dir/kafka.pid"
+      while kill -0 "$runpid" 2>/dev/null && broker_pid "$dir" >/dev/null; do sleep 1; done
+      kill -TERM "$bpid" 2>/dev/null || true
+      wait "$bpid" || true
+    ) </dev/null >/dev/null 2>&1 &
+    local deadline=$((SECONDS + 10))   # the watcher writes kafka.pid
+    until [[ -f $dir/kafka.pid ]] || ((SECONDS >= deadline)); do sleep 0.05; done
+  else
+    java "${JVM_BROKER[@]}" >"$dir/kafka.log" 2>&1 </dev/null &
+    echo $! >"$dir/kafka.pid"
+  fi
+  wait_ready "$dir" "$bport"
 }
 
 cmd_topics() {
@@ -216,14 +263,15 @@ cmd_run() {
   mkdir -p "$dir"; dir=$(cd "$dir" && pwd)
   if broker_pid "$dir" >/dev/null; then die "a broker is already running in $dir"; fi
   # Always stop the broker, whatever happens to us or to CMD.
-  trap "cmd_stop $(printf %q "$dir")" EXIT   # expand now: dir is a local
+  trap "cmd_stop $(printf %q "$dir"); rm -f $(printf %q "$dir/run.pid")" EXIT   # expand now: dir is a local
   trap 'exit 130' INT
   trap 'exit 143' TERM
+  echo $$ >"$dir/run.pid"   # lets `restart` tie a restarted broker to this wrapper's life
   KAFKA_SH_PDEATHSIG=1 cmd_start "$dir" >/dev/null   # not in $(...): broker stays our child
   cmd_topics "$dir" "${DEFAULT_TOPICS[@]}"
   note "broker at $(cat "$dir/bootstrap") (log: $dir/kafka.log)"
   local rc=0
-  MMREC_KAFKA_BOOTSTRAP=$(cat "$dir/bootstrap") "$@" || rc=$?
+  MMREC_KAFKA_BOOTSTRAP=$(cat "$dir/bootstrap") MMREC_KAFKA_DIR=$dir MMREC_KAFKA_SH=$HERE/kafka.sh "$@" || rc=$?
   return "$rc"
 }
 
@@ -233,7 +281,8 @@ case $sub in
   start)  cmd_start "$@" ;;
   topics) cmd_topics "$@" ;;
   stop)   cmd_stop "$@" ;;
+  restart) cmd_restart "$@" ;;
   run)    cmd_run "$@" ;;
   tool)   cmd_tool "$@" ;;
-  *) sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2 ;;
+  *) sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2 ;;
 esac

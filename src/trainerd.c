@@ -192,6 +192,7 @@ mmr_status_t mmr_trainerd_start(const mmr_trainerd_conf_t *conf, mmr_fstore_t *f
     if (st == MMR_OK && blob_len) st = mmr_trainfeed_set_offsets(td->feed, blob, blob_len, err);
     free(blob);
     if (st == MMR_OK) st = mmr_trainfeed_start(td->feed, err);
+    if (st == MMR_OK) mmr_trainer_get_stats(td->tr, &td->st.trainer); /* resumed counters at once */
     if (st == MMR_OK && pthread_create(&td->thread, NULL, trainer_main, td) != 0)
         st = mmr_err_set(err, MMR_ERR_INTERNAL, "trainer: cannot create its thread");
     if (st != MMR_OK) {
