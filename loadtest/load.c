@@ -6,7 +6,6 @@
 #include <grpc/grpc.h>
 #include <grpc/grpc_security.h>
 #include <grpc/support/time.h>
-#include <math.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,9 +13,12 @@
 #include <time.h>
 
 #include "grpc/health/v1/health.pb-c.h"
+#include "mmr_rand.h"
 #include "mmr_rpc.h"
 #include "mmr_time.h"
 #include "mmrec/v1/ranking.pb-c.h"
+#include "pace.h"
+#include "zipf.h"
 
 #define RANK_METHOD "/mmrec.v1.Ranker/Rank"
 #define HEALTH_METHOD "/grpc.health.v1.Health/Check"
@@ -56,47 +58,9 @@ void mmr_load_cfg_default(mmr_load_cfg_t *c) {
 
 /* ---- workload ------------------------------------------------------------------ */
 
-/* Zipf(s) over [0, n): cdf[k] = sum_{i<=k} (i+1)^-s / H. Shared read-only by threads. */
-typedef struct zipf {
-    long n;
-    double *cdf; /* [n]; NULL for uniform */
-} zipf_t;
-
-static mmr_status_t zipf_init(zipf_t *z, long n, mmr_load_dist_t dist, double s, mmr_err_t *err) {
-    z->n = n;
-    z->cdf = NULL;
-    if (dist != MMR_LOAD_ZIPF) return MMR_OK;
-    z->cdf = malloc((size_t)n * sizeof *z->cdf);
-    if (!z->cdf) return mmr_err_set(err, MMR_ERR_NOMEM, "zipf table of %ld entries", n);
-    double acc = 0;
-    for (long k = 0; k < n; k++) z->cdf[k] = (acc += pow((double)(k + 1), -s));
-    for (long k = 0; k < n; k++) z->cdf[k] /= acc;
-    return MMR_OK;
-}
-
-static uint64_t rng_next(uint64_t *st) { /* splitmix64 */
-    uint64_t x = (*st += 0x9e3779b97f4a7c15ull);
-    x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
-    x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
-    return x ^ (x >> 31);
-}
-
-static double rng_unit(uint64_t *st) { return (double)(rng_next(st) >> 11) * 0x1.0p-53; }
-
-static long zipf_draw(const zipf_t *z, uint64_t *st) {
-    if (!z->cdf) return (long)(rng_next(st) % (uint64_t)z->n);
-    double u = rng_unit(st);
-    long lo = 0, hi = z->n - 1; /* first k with cdf[k] >= u */
-    while (lo < hi) {
-        long mid = lo + (hi - lo) / 2;
-        if (z->cdf[mid] >= u) hi = mid; else lo = mid + 1;
-    }
-    return lo;
-}
-
 typedef struct ctx {
     const mmr_load_cfg_t *cfg;
-    zipf_t users, items;
+    mmr_zipf_t users, items;
     long total;          /* open loop: requests in the schedule */
     int64_t start_ns, hard_stop_ns, end_ns;
     pthread_barrier_t ready, go;
@@ -130,13 +94,13 @@ static void gen_free(gen_t *g) {
 /* Draws the next request; returns 1 for a health check, 0 for Rank. */
 static int gen_request(gen_t *g, const ctx_t *x, const ProtobufCMessage **msg) {
     const mmr_load_cfg_t *cfg = x->cfg;
-    if (cfg->health_mix > 0 && rng_unit(&g->rng) < cfg->health_mix) {
+    if (cfg->health_mix > 0 && mmr_rand_uniform(&g->rng) < cfg->health_mix) {
         g->health = (Grpc__Health__V1__HealthCheckRequest)GRPC__HEALTH__V1__HEALTH_CHECK_REQUEST__INIT;
         *msg = &g->health.base;
         return 1;
     }
     Mmrec__V1__RankRequest r = MMREC__V1__RANK_REQUEST__INIT;
-    snprintf(g->user, sizeof g->user, "u%ld", zipf_draw(&x->users, &g->rng));
+    snprintf(g->user, sizeof g->user, "u%ld", mmr_zipf_draw(&x->users, &g->rng));
     r.user_id = g->user;
     r.top_k = (uint32_t)cfg->top_k;
     if (cfg->retrieve_k > 0) {
@@ -144,7 +108,7 @@ static int gen_request(gen_t *g, const ctx_t *x, const ProtobufCMessage **msg) {
     } else {
         for (long c = 0; c < cfg->candidates; c++) {
             g->cands[c] = g->pool + c * ID_LEN;
-            snprintf(g->cands[c], ID_LEN, "i%ld", zipf_draw(&x->items, &g->rng));
+            snprintf(g->cands[c], ID_LEN, "i%ld", mmr_zipf_draw(&x->items, &g->rng));
         }
         r.candidates = g->cands;
         r.n_candidates = (size_t)cfg->candidates;
@@ -304,14 +268,15 @@ static void *sender_main(void *arg) {
     pthread_barrier_wait(&s->x->ready);
     pthread_barrier_wait(&s->x->go); /* main has set start_ns in between */
 
-    const int64_t start = s->x->start_ns, stop = s->x->hard_stop_ns;
+    const int64_t stop = s->x->hard_stop_ns;
     const long total = s->x->total, step = cfg->connections;
-    const double period_ns = 1e9 / cfg->rate;
+    mmr_pace_t pace;
+    mmr_pace_init(&pace, cfg->rate, s->x->start_ns);
     long j = s->k;
     while (j < total || s->outstanding > 0) {
         int64_t now = mmr_mono_ns();
         if (j >= total) { pump(s, INT64_MAX); continue; } /* drain; calls carry deadlines */
-        int64_t due = start + (int64_t)((double)j * period_ns);
+        int64_t due = mmr_pace_due_ns(&pace, j);
         if (now >= stop) { /* hard stop: what is still unsent is dropped */
             s->dropped += (total - j + step - 1) / step;
             j = total;
@@ -537,15 +502,16 @@ mmr_status_t mmr_load_run(const mmr_load_cfg_t *cfg, mmr_load_result_t *res, mmr
     if (st == MMR_OK) st = mmr_hdr_new(HIST_LOWEST, HIST_HIGHEST, 2, &res->all, err);
     if (st != MMR_OK) return st;
     ctx_t x = {.cfg = cfg};
-    st = zipf_init(&x.users, cfg->users, cfg->dist, cfg->zipf_s, err);
-    if (st == MMR_OK) st = zipf_init(&x.items, cfg->items, cfg->dist, cfg->zipf_s, err);
+    double s = cfg->dist == MMR_LOAD_ZIPF ? cfg->zipf_s : 0;
+    st = mmr_zipf_init(&x.users, cfg->users, s, err);
+    if (st == MMR_OK) st = mmr_zipf_init(&x.items, cfg->items, s, err);
     if (st == MMR_OK) {
         grpc_init();
         st = cfg->mode == MMR_LOAD_OPEN ? run_open(&x, res, err) : run_closed(&x, res, err);
         grpc_shutdown();
     }
-    free(x.users.cdf);
-    free(x.items.cdf);
+    mmr_zipf_release(&x.users);
+    mmr_zipf_release(&x.items);
     if (st == MMR_OK) {
         mmr_hdr_merge(res->all, res->rank, NULL);
         mmr_hdr_merge(res->all, res->health, NULL);

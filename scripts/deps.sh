@@ -7,7 +7,7 @@ set -euo pipefail
 pkgs=(build-essential cmake pkg-config
       librocksdb-dev librdkafka-dev libprotobuf-c-dev protobuf-c-compiler libgrpc-dev
       libjemalloc-dev libopenblas-dev libmicrohttpd-dev libjansson-dev
-      openjdk-17-jre-headless maven python3 curl
+      openjdk-17-jre-headless maven python3 curl gnuplot-nox
       python3-grpcio python3-protobuf protobuf-compiler
       clang libclang-rt-14-dev)
 
