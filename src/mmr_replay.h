@@ -46,7 +46,7 @@
 
 typedef enum { MMR_REPLAY_LOO = 0, MMR_REPLAY_PREQUENTIAL } mmr_replay_protocol_t;
 
-#define MMR_REPLAY_MODELS_MAX 5 /* fused, popularity, no_text, no_image, no_video */
+#define MMR_REPLAY_MODELS_MAX 6 /* fused, popularity, untrained, no_text, no_image, no_video */
 
 /* Progress of a stage ("load", "learn", "eval"): done of total units so far. Called from
  * the run's threads (never concurrently: calls are serialised). */

@@ -37,9 +37,11 @@
 #define NONE UINT32_MAX
 
 enum { ROLE_TRAIN = 0, ROLE_VALID, ROLE_TEST };
-enum { V_FUSED = 0, V_POPULARITY, V_NO_TEXT, V_NO_IMAGE, V_NO_VIDEO };
-static const char *const variant_name[MMR_REPLAY_MODELS_MAX] = {"fused", "popularity", "no_text", "no_image",
-                                                               "no_video"};
+/* untrained: the fused towers at their initial weights, fed the same store (history and
+ * popularity) but never trained: what learning adds. */
+enum { V_FUSED = 0, V_POPULARITY, V_UNTRAINED, V_NO_TEXT, V_NO_IMAGE, V_NO_VIDEO };
+static const char *const variant_name[MMR_REPLAY_MODELS_MAX] = {"fused", "popularity", "untrained",
+                                                               "no_text", "no_image", "no_video"};
 
 /* --- interned ids ---------------------------------------------------------------------- */
 
@@ -843,7 +845,7 @@ static mmr_status_t run_variant(ctx_t *c, int k, mmr_err_t *err) {
         int64_t t0 = mmr_mono_ns();
         if (c->conf->protocol == MMR_REPLAY_LOO) {
             for (int pass = 0; st == MMR_OK && pass < c->conf->passes; pass++) {
-                st = pipe_learn(&p, c->train, c->n_train, pass == 0, 1, err);
+                st = pipe_learn(&p, c->train, c->n_train, pass == 0, c->variant[k] != V_UNTRAINED, err);
                 pipe_end_pass(&p);
             }
             if (st == MMR_OK) st = pipe_learn(&p, c->valid, c->n_valid, 1, 0, err);
@@ -864,7 +866,7 @@ static mmr_status_t run_variant(ctx_t *c, int k, mmr_err_t *err) {
             uint32_t *idx = malloc((hi - lo + 1) * sizeof *idx);
             if (!idx) st = oom(err);
             for (size_t i = lo; idx && i < hi; i++) idx[i - lo] = (uint32_t)i;
-            if (idx) st = pipe_learn(&p, idx, hi - lo, 1, 1, err);
+            if (idx) st = pipe_learn(&p, idx, hi - lo, 1, c->variant[k] != V_UNTRAINED, err);
             free(idx);
         }
         c->learn_s[k] += secs_since(t0);
@@ -977,6 +979,7 @@ mmr_status_t mmr_replay_run(const mmr_replay_conf_t *conf, mmr_replay_report_t *
 
     c.variant[c.n_variants++] = V_FUSED;
     c.variant[c.n_variants++] = V_POPULARITY;
+    c.variant[c.n_variants++] = V_UNTRAINED;
     for (int v = V_NO_TEXT; conf->ablations && v <= V_NO_VIDEO; v++) c.variant[c.n_variants++] = v;
     for (int k = 0; st == MMR_OK && k < c.n_variants; k++) st = mmr_eval_acc_new(conf->ks, conf->n_ks, c.n_cand, &c.acc[k], err);
     if (st == MMR_OK && conf->protocol == MMR_REPLAY_PREQUENTIAL) {

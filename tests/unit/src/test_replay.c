@@ -55,7 +55,7 @@ int main(int argc, char **argv) {
     mmr_replay_conf_t c = conf_for(events, items, oracle);
     mmr_replay_report_t rep;
     run_to(&c, "a", &rep);
-    CHECK(rep.n_models == 5 && !strcmp(rep.model[0].name, "fused") && !strcmp(rep.model[1].name, "popularity"));
+    CHECK(rep.n_models == 6 && !strcmp(rep.model[0].name, "fused") && !strcmp(rep.model[1].name, "popularity"));
     CHECK(rep.test_users > 50 && rep.train_events + rep.valid_events + rep.test_events == rep.events);
     CHECK(rep.model[0].res.users == rep.test_users && rep.model[0].examples > 0);
     CHECK(rep.oracle_json != NULL);
@@ -77,9 +77,9 @@ int main(int argc, char **argv) {
     c.windows = 4;
     c.ablations = 0;
     run_to(&c, "p", &rep);
-    CHECK(rep.n_windows == 4 && rep.n_models == 2);
+    CHECK(rep.n_windows == 4 && rep.n_models == 3);
     CHECK(rep.model[0].res.users > 0 && rep.model[0].res.gauc_users > 0);
-    CHECK(rep.window[3 * 2].users > 0);
+    CHECK(rep.window[3 * 3].users > 0);
     mmr_replay_report_clear(&rep);
     json_t *p = load_report("p");
     CHECK(json_array_size(json_object_get(p, "windows")) == 4);

@@ -1,5 +1,6 @@
 /* test_replay_quality.c — learning works: on a `mmrec gen` dataset, leave-one-out, the
- * model trained on the stream beats the popularity baseline on Recall@10 and NDCG@10, and
+ * model trained on the stream beats the popularity baseline and the same towers untrained
+ * on Recall@10 and NDCG@10 by at least 5% (issue 7: learning works), and
  * its numbers are printed next to the oracle's and the single-modality ablations'.
  * The ablations are reported, not asserted: on this dataset size the fused model does not
  * beat every ablation reliably (docs/REPLAY.md, "What the numbers say").
@@ -37,17 +38,20 @@ int main(int argc, char **argv) {
     CHECK(mmr_replay_write(&c, &rep, dir, stdout, &err) == MMR_OK);
     size_t k10 = 2; /* ks = 1,5,10,20,50 */
     double fused = rep.model[0].res.recall[k10], fused_n = rep.model[0].res.ndcg[k10];
-    int ok = 0;
+    int ok = 1, seen = 0;
     for (size_t k = 1; k < rep.n_models; k++) {
         double r = rep.model[k].res.recall[k10];
         printf("Recall@10 fused %.4f vs %s %.4f: %s\n", fused, rep.model[k].name, r, fused > r ? "better" : "NOT better");
-        if (!strcmp(rep.model[k].name, "popularity"))
-            ok = fused > 1.05 * r && fused_n > 1.05 * rep.model[k].res.ndcg[k10];
+        if (!strcmp(rep.model[k].name, "popularity") || !strcmp(rep.model[k].name, "untrained")) {
+            ok &= fused > 1.05 * r && fused_n > 1.05 * rep.model[k].res.ndcg[k10];
+            seen++;
+        }
     }
     mmr_replay_report_clear(&rep);
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
     CHECK(system(cmd) == 0);
-    CHECK_MSG(ok, "the trained model does not beat popularity by 5%% on Recall@10 and NDCG@10");
+    CHECK_MSG(ok && seen == 2, "the trained model does not beat popularity and the untrained towers by 5%% on "
+                               "Recall@10 and NDCG@10");
     printf("ok test_replay_quality\n");
     return 0;
 }
