@@ -8,9 +8,10 @@
  *
  * On start a checkpoint at checkpoint_path is resumed (weights, optimizer state and the
  * feed's offsets); without one the trainer starts from fresh weights at the beginning of
- * the topics. Freshness: at each publish, for every example the new version learned from,
- * the time from its event's ts to the moment the version serves, into a histogram (and the
- * oldest/newest of the last publish). Wiring only: src/. */
+ * the topics. Freshness: at each publish, for every positive (and its sampled negatives)
+ * the new version learned from, the time from its event's ts to the moment the version
+ * serves, into a histogram (impression negatives wait for the join window by design and are
+ * left out); plus the oldest/newest event of the last publish. Wiring only: src/. */
 #ifndef MMR_TRAINERD_H
 #define MMR_TRAINERD_H
 

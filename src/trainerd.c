@@ -59,12 +59,16 @@ static void on_joined(void *opaque, const mmr_joined_t *j) {
                     j->item_id, (unsigned long long)n, err.msg);
         return;
     }
-    if (td->since_publish == td->pending_cap) { /* freshness is best effort: no room, no sample */
+    /* Freshness counts what the stream teaches as it happens: positives and their sampled
+     * negatives. An impression's negative is decided only after the join window by design,
+     * so counting it would measure trainer.join_window_ms, not the pipeline. */
+    int timely = j->label > 0.5f || j->sampled;
+    if (td->since_publish >= td->pending_cap) { /* best effort: no room, no sample */
         size_t cap = td->pending_cap ? 2 * td->pending_cap : 4096;
         int64_t *p = realloc(td->pending_ts, cap * sizeof *p);
         if (p) td->pending_ts = p, td->pending_cap = cap;
     }
-    if (td->since_publish < td->pending_cap) td->pending_ts[td->since_publish] = j->ts_ms;
+    if (td->since_publish < td->pending_cap) td->pending_ts[td->since_publish] = timely ? j->ts_ms : INT64_MIN;
     if (td->since_publish++ == 0 || j->ts_ms < td->oldest_ts) td->oldest_ts = j->ts_ms;
     if (j->ts_ms > td->newest_ts || td->since_publish == 1) td->newest_ts = j->ts_ms;
 }
@@ -85,6 +89,7 @@ static void publish(mmr_trainerd_t *td) {
         td->st.fresh_oldest_ms = now - td->oldest_ts;
         td->st.fresh_newest_ms = now - td->newest_ts;
         for (uint64_t i = 0; i < td->since_publish && i < td->pending_cap; i++) {
+            if (td->pending_ts[i] == INT64_MIN) continue; /* an impression's negative */
             double ms = (double)(now - td->pending_ts[i]);
             int b = 0;
             while (b < MMR_TRAINERD_FRESH_BUCKETS - 1 && ms > mmr_trainerd_fresh_le[b]) b++;

@@ -130,6 +130,8 @@ mmr_status_t mmr_trainfeed_new(const mmr_trainfeed_conf_t *conf, mmr_joiner_t *j
     if ((st = mmr_kconf_set(c, "bootstrap.servers", conf->brokers, err)) ||
         (st = mmr_kconf_set(c, "client.id", "mmrec-trainer", err)) ||
         (st = mmr_kconf_set(c, "group.id", conf->group_id, err)) ||
+        /* freshness: do not let the broker hold a fetch 500 ms (librdkafka's default) */
+        (st = mmr_kconf_set(c, "fetch.wait.max.ms", "50", err)) ||
         (st = mmr_kconf_set_props(c, conf->kafka_props, conf->n_kafka_props, "consumer", err)) ||
         (st = mmr_kconf_set(c, "enable.auto.commit", "false", err)) ||
         (st = mmr_kconf_set(c, "enable.auto.offset.store", "false", err))) {
