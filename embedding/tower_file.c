@@ -182,6 +182,29 @@ mmr_status_t mmr_tower_save(const mmr_tower_t *t, const char *path, mmr_err_t *e
     return tower_file_write_atomic(path, iov, 2, err);
 }
 
+mmr_status_t tower_file_read_weights(tower_reader_t *r, const mmr_tower_config_t *cfg,
+                                     uint64_t want_size, uint32_t weights_crc,
+                                     mmr_tower_t **out, mmr_err_t *err) {
+    if (r->size != want_size)
+        return mmr_err_set(err, MMR_ERR_CORRUPT, "%s: %llu bytes, want %llu (truncated or "
+                           "trailing data)", r->path, (unsigned long long)r->size,
+                           (unsigned long long)want_size);
+    mmr_tower_t *t = NULL;
+    mmr_status_t st = tower_alloc(cfg, &t, err);
+    if (st != MMR_OK) return st;
+    r->crc = 0;
+    if ((st = tower_reader_read(r, t->params, t->n_params * sizeof(float), err)) == MMR_OK &&
+        r->crc != weights_crc)
+        st = mmr_err_set(err, MMR_ERR_CORRUPT, "%s: payload checksum mismatch", r->path);
+    if (st != MMR_OK) {
+        mmr_tower_free(t);
+        return st;
+    }
+    tower_touch(t);
+    *out = t;
+    return MMR_OK;
+}
+
 mmr_status_t mmr_tower_load(const char *path, mmr_tower_t **out, mmr_err_t *err) {
     if (!path || !out) return mmr_err_set(err, MMR_ERR_INVALID, "tower_load: NULL argument");
     *out = NULL;
@@ -195,21 +218,7 @@ mmr_status_t mmr_tower_load(const char *path, mmr_tower_t **out, mmr_err_t *err)
     if ((st = tower_reader_read(&r, h, sizeof h, err)) != MMR_OK) goto done;
     if ((st = tower_file_model_parse(path, h, &cfg, &crc, err)) != MMR_OK) goto done;
     uint64_t want = HEADER_SIZE + (uint64_t)tower_config_param_count(&cfg) * sizeof(float);
-    if (r.size != want) {
-        st = mmr_err_set(err, MMR_ERR_CORRUPT, "%s: %llu bytes, want %llu (truncated or "
-                         "trailing data)", path, (unsigned long long)r.size,
-                         (unsigned long long)want);
-        goto done;
-    }
-    if ((st = tower_alloc(&cfg, &t, err)) != MMR_OK) goto done;
-    r.crc = 0;
-    if ((st = tower_reader_read(&r, t->params, t->n_params * sizeof(float), err)) != MMR_OK)
-        goto done;
-    if (r.crc != crc) {
-        st = mmr_err_set(err, MMR_ERR_CORRUPT, "%s: payload checksum mismatch", path);
-        goto done;
-    }
-    tower_touch(t);
+    if ((st = tower_file_read_weights(&r, &cfg, want, crc, &t, err)) != MMR_OK) goto done;
     *out = t;
     t = NULL;
 done:

@@ -198,6 +198,13 @@ void tower_file_model_header(const mmr_tower_t *t, unsigned char h[TOWER_FILE_HE
 mmr_status_t tower_file_model_parse(const char *path, const unsigned char *h,
                                     mmr_tower_config_t *cfg, uint32_t *payload_crc,
                                     mmr_err_t *err);
+/* After a parsed header: checks that the file is exactly want_size bytes, then reads the
+ * weights of cfg into a new tower (*out, owned) and checks them against weights_crc.
+ * Errors: MMR_ERR_CORRUPT (size, checksum; the message names the file), MMR_ERR_IO,
+ * MMR_ERR_NOMEM. */
+mmr_status_t tower_file_read_weights(tower_reader_t *r, const mmr_tower_config_t *cfg,
+                                     uint64_t want_size, uint32_t weights_crc,
+                                     mmr_tower_t **out, mmr_err_t *err);
 
 #ifdef __cplusplus
 }

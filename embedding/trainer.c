@@ -499,21 +499,7 @@ mmr_status_t mmr_trainer_checkpoint_load(const mmr_trainer_conf_t *conf, const c
                     n_cache * (8 + 4 * (uint64_t)cfg.d_out) + tower_get_u64(h + 64);
     if (tower_get_u32(h + 48) & CKPT_ADAGRAD)
         want += 4 * (n_dense + (uint64_t)cfg.n_item_ids + (uint64_t)cfg.n_user_ids);
-    if (r.size != want) {
-        st = mmr_err_set(err, MMR_ERR_CORRUPT, "%s: %llu bytes, want %llu (truncated or "
-                         "trailing data)", path, (unsigned long long)r.size,
-                         (unsigned long long)want);
-        goto done;
-    }
-    if ((st = tower_alloc(&cfg, &t, err)) != MMR_OK) goto done;
-    r.crc = 0;
-    if ((st = tower_reader_read(&r, t->params, t->n_params * sizeof(float), err)) != MMR_OK)
-        goto done;
-    if (r.crc != model_crc) {
-        st = mmr_err_set(err, MMR_ERR_CORRUPT, "%s: weights checksum mismatch", path);
-        goto done;
-    }
-    tower_touch(t);
+    if ((st = tower_file_read_weights(&r, &cfg, want, model_crc, &t, err)) != MMR_OK) goto done;
     st = trainer_create(conf, be, t, &tr, err);
     t = NULL; // taken
     if (st != MMR_OK || (st = ckpt_read_state(&r, h, tr, blob, err)) != MMR_OK) goto done;

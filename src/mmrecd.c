@@ -42,6 +42,25 @@ static void put(FILE *out, const char *type, const char *name, double v) {
     fprintf(out, "# TYPE %s %s\n%s %.17g\n", name, type, name, v);
 }
 
+/* One Prometheus histogram series: counts[nb] per bucket (not cumulative), le[nb - 1] the
+ * upper bounds (the last bucket is +Inf); label is `key="value"` or "" for none. The
+ * # TYPE line is the caller's (one per metric name, before all its series). */
+static void put_histogram(FILE *out, const char *name, const char *label, const double *le,
+                          const uint64_t *counts, int nb, double sum) {
+    const char *sep = *label ? "," : "";
+    uint64_t cum = 0;
+    for (int b = 0; b < nb; b++) {
+        cum += counts[b];
+        if (b < nb - 1)
+            fprintf(out, "%s_bucket{%s%sle=\"%g\"} %llu\n", name, label, sep, le[b], (unsigned long long)cum);
+        else
+            fprintf(out, "%s_bucket{%s%sle=\"+Inf\"} %llu\n", name, label, sep, (unsigned long long)cum);
+    }
+    const char *open = *label ? "{" : "", *close = *label ? "}" : "";
+    fprintf(out, "%s_sum%s%s%s %.17g\n%s_count%s%s%s %llu\n", name, open, label, close, sum, name, open,
+            label, close, (unsigned long long)cum);
+}
+
 static void render_metrics(void *opaque, FILE *out) {
     daemon_state_t *d = opaque;
     put(out, "gauge", "mmrec_up", 1);
@@ -73,18 +92,10 @@ static void render_metrics(void *opaque, FILE *out) {
         for (int i = 0; i < nm; i++) {
             mmr_server_method_stats_t m;
             mmr_server_get_method_stats(d->srv, i, &m);
-            uint64_t cum = 0;
-            for (int b = 0; b < MMR_SERVER_LATENCY_BUCKETS; b++) {
-                cum += m.latency[b];
-                if (b < MMR_SERVER_LATENCY_BUCKETS - 1)
-                    fprintf(out, "mmrec_rpc_latency_ms_bucket{method=\"%s\",le=\"%g\"} %llu\n", m.path,
-                            mmr_server_latency_le[b], (unsigned long long)cum);
-                else
-                    fprintf(out, "mmrec_rpc_latency_ms_bucket{method=\"%s\",le=\"+Inf\"} %llu\n", m.path,
-                            (unsigned long long)cum);
-            }
-            fprintf(out, "mmrec_rpc_latency_ms_sum{method=\"%s\"} %.17g\nmmrec_rpc_latency_ms_count{method=\"%s\"} %llu\n",
-                    m.path, m.latency_sum_ms, m.path, (unsigned long long)cum);
+            char label[300];
+            snprintf(label, sizeof label, "method=\"%s\"", m.path);
+            put_histogram(out, "mmrec_rpc_latency_ms", label, mmr_server_latency_le, m.latency,
+                          MMR_SERVER_LATENCY_BUCKETS, m.latency_sum_ms);
         }
     }
     if (d->ranker) {
@@ -176,17 +187,8 @@ static void render_metrics(void *opaque, FILE *out) {
         put(out, "gauge", "mmrec_trainer_freshness_oldest_ms", (double)t.fresh_oldest_ms);
         put(out, "gauge", "mmrec_trainer_freshness_newest_ms", (double)t.fresh_newest_ms);
         fprintf(out, "# TYPE mmrec_trainer_freshness_ms histogram\n");
-        uint64_t cum = 0;
-        for (int b = 0; b < MMR_TRAINERD_FRESH_BUCKETS; b++) {
-            cum += t.fresh_hist[b];
-            if (b < MMR_TRAINERD_FRESH_BUCKETS - 1)
-                fprintf(out, "mmrec_trainer_freshness_ms_bucket{le=\"%g\"} %llu\n", mmr_trainerd_fresh_le[b],
-                        (unsigned long long)cum);
-            else
-                fprintf(out, "mmrec_trainer_freshness_ms_bucket{le=\"+Inf\"} %llu\n", (unsigned long long)cum);
-        }
-        fprintf(out, "mmrec_trainer_freshness_ms_sum %.17g\nmmrec_trainer_freshness_ms_count %llu\n",
-                t.fresh_sum_ms, (unsigned long long)cum);
+        put_histogram(out, "mmrec_trainer_freshness_ms", "", mmr_trainerd_fresh_le, t.fresh_hist,
+                      MMR_TRAINERD_FRESH_BUCKETS, t.fresh_sum_ms);
         put(out, "counter", "mmrec_trainer_events_total", (double)t.feed.events);
         put(out, "counter", "mmrec_trainer_impressions_total", (double)t.feed.impressions);
         put(out, "counter", "mmrec_trainer_undecodable_total", (double)t.feed.undecodable);

@@ -436,9 +436,6 @@ static int64_t stored_offset(mmr_ingest_t *ing, const char *topic, int32_t parti
 static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
                          rd_kafka_topic_partition_list_t *parts, void *opaque) {
     mmr_ingest_t *ing = opaque;
-    bool coop = strcmp(rd_kafka_rebalance_protocol(rk), "COOPERATIVE") == 0;
-    rd_kafka_error_t *error = NULL;
-    rd_kafka_resp_err_t e = RD_KAFKA_RESP_ERR_NO_ERROR;
     if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
         for (int i = 0; i < parts->cnt; i++) {
             rd_kafka_topic_partition_t *tp = &parts->elems[i];
@@ -453,30 +450,15 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
             mmr_log(MMR_LOG_INFO, LOG_MOD, "assigned %s/%" PRId32 " from %s%" PRId64, tp->topic,
                     tp->partition, tp->offset < 0 ? "logical offset " : "", tp->offset);
         }
-        if (coop) error = rd_kafka_incremental_assign(rk, parts);
-        else e = rd_kafka_assign(rk, parts);
-        if (coop) atomic_fetch_add(&ing->assigned, parts->cnt);
-        else atomic_store(&ing->assigned, parts->cnt);
-    } else if (err == RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS) {
-        mmr_log(MMR_LOG_INFO, LOG_MOD, "revoking %d partition(s)%s", parts->cnt,
-                rd_kafka_assignment_lost(rk) ? " (lost)" : "");
-        batch_flush(ing, false);
-        if (coop) error = rd_kafka_incremental_unassign(rk, parts);
-        else e = rd_kafka_assign(rk, NULL);
-        if (coop) atomic_fetch_sub(&ing->assigned, parts->cnt);
-        else atomic_store(&ing->assigned, 0);
     } else {
-        mmr_log(MMR_LOG_ERROR, LOG_MOD, "rebalance: %s", rd_kafka_err2str(err));
+        if (err == RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS)
+            mmr_log(MMR_LOG_INFO, LOG_MOD, "revoking %d partition(s)%s", parts->cnt,
+                    rd_kafka_assignment_lost(rk) ? " (lost)" : "");
+        else
+            mmr_log(MMR_LOG_ERROR, LOG_MOD, "rebalance: %s", rd_kafka_err2str(err));
         batch_flush(ing, false);
-        e = rd_kafka_assign(rk, NULL);
-        atomic_store(&ing->assigned, 0);
     }
-    if (error) {
-        mmr_log(MMR_LOG_ERROR, LOG_MOD, "rebalance assign: %s", rd_kafka_error_string(error));
-        rd_kafka_error_destroy(error);
-    } else if (e) {
-        mmr_log(MMR_LOG_ERROR, LOG_MOD, "rebalance assign: %s", rd_kafka_err2str(e));
-    }
+    mmr_kconf_rebalance_apply(rk, err, parts, &ing->assigned, LOG_MOD);
 }
 
 /* --- the consumer thread --------------------------------------------------------------- */

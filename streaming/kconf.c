@@ -61,3 +61,29 @@ mmr_status_t mmr_kconf_set_props(rd_kafka_conf_t *c, const char *const *props, s
     }
     return MMR_OK;
 }
+
+void mmr_kconf_rebalance_apply(rd_kafka_t *rk, rd_kafka_resp_err_t err,
+                               rd_kafka_topic_partition_list_t *parts, atomic_int *assigned,
+                               const char *module) {
+    int coop = strcmp(rd_kafka_rebalance_protocol(rk), "COOPERATIVE") == 0;
+    rd_kafka_error_t *error = NULL;
+    rd_kafka_resp_err_t e = RD_KAFKA_RESP_ERR_NO_ERROR;
+    if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
+        if (coop) error = rd_kafka_incremental_assign(rk, parts);
+        else e = rd_kafka_assign(rk, parts);
+        if (coop) atomic_fetch_add(assigned, parts->cnt);
+        else atomic_store(assigned, parts->cnt);
+    } else if (err == RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS && coop) {
+        error = rd_kafka_incremental_unassign(rk, parts);
+        atomic_fetch_sub(assigned, parts->cnt);
+    } else {
+        e = rd_kafka_assign(rk, NULL);
+        atomic_store(assigned, 0);
+    }
+    if (error) {
+        mmr_log(MMR_LOG_ERROR, module, "rebalance assign: %s", rd_kafka_error_string(error));
+        rd_kafka_error_destroy(error);
+    } else if (e) {
+        mmr_log(MMR_LOG_ERROR, module, "rebalance assign: %s", rd_kafka_err2str(e));
+    }
+}

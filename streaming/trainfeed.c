@@ -36,7 +36,8 @@ struct mmr_trainfeed {
     part_t *parts;
     size_t n_parts, cap_parts;
     mmr_ingest_decoded_t dec;
-    atomic_uint_fast64_t events, impressions, undecodable, assigned;
+    atomic_uint_fast64_t events, impressions, undecodable;
+    atomic_int assigned;
 };
 
 static int topic_index(const mmr_trainfeed_t *f, const char *name) {
@@ -62,35 +63,13 @@ static part_t *part_get(mmr_trainfeed_t *f, int t, int32_t partition) {
 static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
                          rd_kafka_topic_partition_list_t *parts, void *opaque) {
     mmr_trainfeed_t *f = opaque;
-    bool coop = strcmp(rd_kafka_rebalance_protocol(rk), "COOPERATIVE") == 0;
-    rd_kafka_error_t *error = NULL;
-    rd_kafka_resp_err_t e = RD_KAFKA_RESP_ERR_NO_ERROR;
-    if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
-        for (int i = 0; i < parts->cnt; i++) {
-            rd_kafka_topic_partition_t *tp = &parts->elems[i];
-            int t = topic_index(f, tp->topic);
-            part_t *p = t >= 0 ? part_get(f, t, tp->partition) : NULL;
-            tp->offset = p && p->next >= 0 ? p->next : RD_KAFKA_OFFSET_BEGINNING;
-        }
-        if (coop) error = rd_kafka_incremental_assign(rk, parts);
-        else e = rd_kafka_assign(rk, parts);
-        if (coop) atomic_fetch_add(&f->assigned, parts->cnt);
-        else atomic_store(&f->assigned, parts->cnt);
-    } else {
-        if (coop && err == RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS) {
-            error = rd_kafka_incremental_unassign(rk, parts);
-            atomic_fetch_sub(&f->assigned, parts->cnt);
-        } else {
-            e = rd_kafka_assign(rk, NULL);
-            atomic_store(&f->assigned, 0);
-        }
+    for (int i = 0; err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS && i < parts->cnt; i++) {
+        rd_kafka_topic_partition_t *tp = &parts->elems[i];
+        int t = topic_index(f, tp->topic);
+        part_t *p = t >= 0 ? part_get(f, t, tp->partition) : NULL;
+        tp->offset = p && p->next >= 0 ? p->next : RD_KAFKA_OFFSET_BEGINNING;
     }
-    if (error) {
-        mmr_log(MMR_LOG_ERROR, LOG_MOD, "rebalance: %s", rd_kafka_error_string(error));
-        rd_kafka_error_destroy(error);
-    } else if (e) {
-        mmr_log(MMR_LOG_ERROR, LOG_MOD, "rebalance: %s", rd_kafka_err2str(e));
-    }
+    mmr_kconf_rebalance_apply(rk, err, parts, &f->assigned, LOG_MOD);
 }
 
 void mmr_trainfeed_free(mmr_trainfeed_t *f) {
@@ -281,5 +260,5 @@ void mmr_trainfeed_get_stats(mmr_trainfeed_t *f, mmr_trainfeed_stats_t *out) {
     out->events = atomic_load(&f->events);
     out->impressions = atomic_load(&f->impressions);
     out->undecodable = atomic_load(&f->undecodable);
-    out->assigned = atomic_load(&f->assigned);
+    out->assigned = (uint64_t)atomic_load(&f->assigned);
 }
