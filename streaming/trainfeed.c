@@ -7,7 +7,6 @@
 #include <inttypes.h>
 #include <librdkafka/rdkafka.h>
 #include <stdatomic.h>
-#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
