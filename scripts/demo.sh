@@ -55,7 +55,7 @@ show_feeds() {
   for u in "${users[@]}"; do
     "$build/mmrec" rank --addr "$grpc" --user "$u" --candidates "$candidates" --top-k 5 | sed 's/^/  /'
   done
-  curl -s "http://$metrics/metrics" | grep -E '^mmrec_(ingest_applied|ingest_items_applied|ingest_duplicates|rank_requests|trainer_examples|trainer_publishes)_total|^mmrec_(model_serving_version|trainer_loss|trainer_freshness_oldest_ms) |^mmrec_ingest_dead_lettered_total\{reason="undecodable"\}' | sed 's/^/  metric /'
+  curl -s "http://$metrics/metrics" | grep -E '^mmrec_(ingest_applied|ingest_items_applied|ingest_duplicates|rank_requests|trainer_examples|trainer_publishes)_total|^mmrec_(model_serving_version|trainer_loss) |^mmrec_ingest_dead_lettered_total\{reason="undecodable"\}' | sed 's/^/  metric /'
 }
 
 say "feeds before any events (no model yet, everyone cold: popularity only, all zero)"
