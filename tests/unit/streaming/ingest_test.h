@@ -17,6 +17,7 @@
 #include <time.h>
 
 #include "check.h"
+#include "mmr_fstore.h"
 #include "mmr_ingest.h"
 #include "mmr_log.h"
 #include "mmr_time.h"
@@ -503,6 +504,22 @@ static inline void it_send_items(it_env_t *e, int n_put, int n_del, int n_bad, i
         else it_item_bad(e, idx, e->n_item_bad++, x);
     }
     free(kinds);
+}
+
+/* Every user "u<i>" in the store has the events_total the stream says (absent = 0). */
+static inline void it_check_users(const it_env_t *env, mmr_fstore_t *fs) {
+    for (int u = 0; u < IT_USERS; u++) {
+        char uid[16];
+        snprintf(uid, sizeof uid, "u%d", u);
+        mmr_user_t *user = NULL;
+        mmr_err_t err = {0};
+        mmr_status_t st = mmr_fstore_get_user(fs, uid, &user, &err);
+        CHECK_MSG(st == MMR_OK || st == MMR_ERR_NOT_FOUND, "get_user %s: %s", uid, err.msg);
+        int64_t got = st == MMR_OK ? user->events_total : 0;
+        CHECK_MSG(got == env->user_events[u], "user %s: events_total %lld, want %lld", uid,
+                  (long long)got, (long long)env->user_events[u]);
+        mmr_user_free(user);
+    }
 }
 
 /* The ingest configuration every test starts from: small batches so a run spans many. The

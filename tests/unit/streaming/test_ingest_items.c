@@ -126,21 +126,6 @@ static void check_items(const it_env_t *env, mmr_fstore_t *fs, const char *phase
            live, deleted, IT_CATALOG - (int)(live + deleted));
 }
 
-static void check_users(const it_env_t *env, mmr_fstore_t *fs) {
-    for (int u = 0; u < IT_USERS; u++) {
-        char uid[16];
-        snprintf(uid, sizeof uid, "u%d", u);
-        mmr_user_t *user = NULL;
-        mmr_err_t err = {0};
-        mmr_status_t st = mmr_fstore_get_user(fs, uid, &user, &err);
-        CHECK_MSG(st == MMR_OK || st == MMR_ERR_NOT_FOUND, "get_user %s: %s", uid, err.msg);
-        int64_t got = st == MMR_OK ? user->events_total : 0;
-        CHECK_MSG(got == env->user_events[u], "user %s: events_total %lld, want %lld", uid,
-                  (long long)got, (long long)env->user_events[u]);
-        mmr_user_free(user);
-    }
-}
-
 static void check_dlq(it_env_t *env, uint64_t bad) {
     int64_t n = it_read_dlq(env);
     CHECK_MSG((uint64_t)n == bad, "DLQ holds %lld records, want %llu", (long long)n,
@@ -245,7 +230,7 @@ static void phase_json(void) {
     mmr_ingest_free(ing);
     check_run("phase 3 (JSON)", &s, &x);
     check_items(&env, fs, "phase 3 (JSON)");
-    check_users(&env, fs);
+    it_check_users(&env, fs);
     check_offsets(&env, fs, "mmrec-items-json");
     check_dlq(&env, x.bad);
     it_env_free(&env);
@@ -286,7 +271,7 @@ int main(void) {
         CHECK(x1.dead[r] > 0); /* the new reasons were exercised */
     bad_total += x1.bad;
     check_items(&env, fs, "phase 1");
-    check_users(&env, fs);
+    it_check_users(&env, fs);
     check_offsets(&env, fs, "mmrec-items-test");
     check_dlq(&env, bad_total);
     printf("phase 1: %llu messages: %llu events applied, %llu items applied, %llu "
@@ -308,7 +293,7 @@ int main(void) {
     check_run("phase 2", &s, &x2); /* consumed = only the new messages */
     bad_total += x2.bad;
     check_items(&env, fs, "phase 2");
-    check_users(&env, fs);
+    it_check_users(&env, fs);
     check_offsets(&env, fs, "mmrec-items-test");
     check_dlq(&env, bad_total);
     printf("phase 2: resumed both topics from the store, %llu new messages ok\n",

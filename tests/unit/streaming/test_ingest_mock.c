@@ -56,21 +56,6 @@ static void check_offsets(const it_env_t *env, mmr_fstore_t *fs, const char *gro
     rd_kafka_destroy(rk);
 }
 
-static void check_users(const it_env_t *env, mmr_fstore_t *fs) {
-    for (int u = 0; u < IT_USERS; u++) {
-        char uid[16];
-        snprintf(uid, sizeof uid, "u%d", u);
-        mmr_user_t *user = NULL;
-        mmr_err_t err = {0};
-        mmr_status_t st = mmr_fstore_get_user(fs, uid, &user, &err);
-        int64_t got = st == MMR_OK ? user->events_total : 0;
-        CHECK_MSG(st == MMR_OK || st == MMR_ERR_NOT_FOUND, "get_user %s: %s", uid, err.msg);
-        CHECK_MSG(got == env->user_events[u], "user %s: events_total %lld, want %lld", uid,
-                  (long long)got, (long long)env->user_events[u]);
-        mmr_user_free(user);
-    }
-}
-
 static void check_dlq(it_env_t *env, const it_expect_t *total) {
     int64_t n = it_read_dlq(env);
     CHECK_MSG((uint64_t)n == total->bad, "DLQ holds %lld records, want %llu", (long long)n,
@@ -115,7 +100,7 @@ int main(void) {
     mmr_ingest_free(ing);
     total.bad += x1.bad;
     check_offsets(&env, fs, "mmrec-ingest-test", 1);
-    check_users(&env, fs);
+    it_check_users(&env, fs);
     check_dlq(&env, &total);
     printf("phase 1: %llu messages: %llu applied, %llu duplicates, %llu dead-lettered, "
            "%llu batches ok\n", (unsigned long long)x1.messages, (unsigned long long)s.applied,
@@ -134,7 +119,7 @@ int main(void) {
               (unsigned long long)s.consumed, (unsigned long long)x2.messages);
     total.bad += x2.bad;
     check_offsets(&env, fs, "mmrec-ingest-test", 1);
-    check_users(&env, fs);
+    it_check_users(&env, fs);
     check_dlq(&env, &total);
     printf("phase 2: resumed, %llu new messages, %llu duplicates ok\n",
            (unsigned long long)x2.messages, (unsigned long long)s.duplicates);
@@ -151,7 +136,7 @@ int main(void) {
               (unsigned long long)s.consumed, (unsigned long long)x3.messages);
     total.bad += x3.bad;
     check_offsets(&env, fs, "mmrec-ingest-other", 0);
-    check_users(&env, fs);
+    it_check_users(&env, fs);
     check_dlq(&env, &total);
     printf("phase 3: new group resumed from the store offsets ok\n");
 
