@@ -55,7 +55,7 @@ while [ $# -gt 0 ]; do
   shift 2
 done
 build=$(cd "$build" && pwd)
-for b in mmrecd mmrec mmrec-load bench_ingest; do
+for b in mmrecd mmrec mmrec-load bench_ingest bench_tower bench_retrieve; do
   [ -x "$build/$b" ] || { echo "report.sh: $build/$b missing (cmake --build $build --target $b)" >&2; exit 1; }
 done
 perf=$(dirname "$out")/perf
@@ -177,6 +177,9 @@ echo "${show[*]} ${sw[*]} --csv $(rel "$perf")/sweep_rank100.csv --png $(rel "$p
 
 if command -v nvidia-smi >/dev/null 2>&1; then
   nvidia-smi --query-gpu=name,memory.total --format=csv,noheader >"$work/gpu.txt" 2>&1 || true
+  say "5. GPU: bench_tower (CPU and CUDA item tower), bench_retrieve (CPU exact vs IVF)"
+  timeout 300 "$build/bench_tower" 1024 1 >"$work/tower.txt" 2>&1 || true
+  timeout 300 "$build/bench_retrieve" 10000 100000 >"$work/retrieve.txt" 2>&1 || true
 else
   : >"$work/gpu.txt"
 fi
@@ -203,12 +206,13 @@ w("```sh\n" + cmd("mmrecd_cmd") + "\n```\n")
 h, r1, r2 = J("s1_health.json"), J("s1_rank100.json"), J("s1_rank1000.json")
 w("### 1. Empty-RPC ceiling vs Rank (closed loop, 8 callers, same run)\n")
 w("```sh\n" + cmd("s1_cmd") + "\n```\n")
-w("| call | req/s | p50 ms | p99 ms | p99.9 ms | errors | vs health | machine | date |")
-w("|---|---|---|---|---|---|---|---|---|")
-for name, j in (("Health/Check (`--method health`)", h), ("Rank, 100 candidates", r1), ("Rank, 1,000 candidates", r2)):
+w("| call | command (above, with) | req/s | p50 ms | p99 ms | p99.9 ms | errors | vs health | machine | date |")
+w("|---|---|---|---|---|---|---|---|---|---|")
+for name, flag, j in (("Health/Check", "--method health", h), ("Rank, 100 candidates", "--candidates 100", r1),
+                      ("Rank, 1,000 candidates", "--candidates 1000", r2)):
     l = j["latency_ms"]["all"]
-    w(f"| {name} | {j['achieved_rate']:,.0f} | {l['p50']:.2f} | {l['p99']:.2f} | {l['p99.9']:.2f} | "
-      f"{j['errors']} | {j['achieved_rate'] / h['achieved_rate']:.2f} | {tail} |")
+    w(f"| {name} | `mmrec-load ... {flag}` | {j['achieved_rate']:,.0f} | {l['p50']:.2f} | {l['p99']:.2f} | "
+      f"{l['p99.9']:.2f} | {j['errors']} | {j['achieved_rate'] / h['achieved_rate']:.2f} | {tail} |")
 w("")
 
 # 2. sweep
@@ -217,11 +221,11 @@ w("### 2. Latency vs offered load (open loop, Rank 100 candidates, 2 connections
 w("```sh\n" + cmd("s2_cmd") + "\n```\n")
 w("Latency is measured from each request's scheduled send time (no coordinated omission); "
   "requests the client could not send before the hard stop are *dropped* and not in the percentiles.\n")
-w("| offered/s | achieved/s | p50 ms | p90 ms | p99 ms | p99.9 ms | max ms | ok | RESOURCE_EXHAUSTED | other errors | dropped | machine | date |")
-w("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+w("| offered/s | command (above) | achieved/s | p50 ms | p90 ms | p99 ms | p99.9 ms | max ms | ok | RESOURCE_EXHAUSTED | other errors | dropped | machine | date |")
+w("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
 for row in s["rows"]:
     other = row["errors"] - row["resource_exhausted"]
-    w(f"| {row['offered']:,.0f} | {row['achieved']:,.0f} | {row['p50']:.2f} | {row['p90']:.2f} | {row['p99']:.2f} | "
+    w(f"| {row['offered']:,.0f} | `mmrec-load ... --sweep` (this rate) | {row['achieved']:,.0f} | {row['p50']:.2f} | {row['p90']:.2f} | {row['p99']:.2f} | "
       f"{row['p99.9']:.2f} | {row['max']:.1f} | {row['ok']:,} | {row['resource_exhausted']:,} | {other:,} | "
       f"{row['dropped']:,} | {tail} |")
 w("")
@@ -292,18 +296,18 @@ runs = [(tag, J(f"s4_{tag}.json"), fresh(tag)) for tag in ("light", "full")]
 w(f"### 4. Event-to-model freshness under combined load (`{tflag}`)\n")
 w("```sh\n" + cmd("s4_light_cmd") + "\n" + cmd("s4_full_cmd") + "\n```\n")
 w("Freshness = serving time of the first model version that learned an event − the event's `ts_ms` "
-  "(set by mmrec-load at send time), counted per training example (positives and their sampled negatives). "
-  "Both runs come first after the warm-up, each shorter than `trainer.join_window_ms` (30 s): an impression "
-  "without a click becomes a negative only when the join window has passed in event time, so impression-derived "
-  "negatives are ≥ 30 s old by design and, in a longer run, would dominate the tail of this histogram. p50/p99 come "
+  "(set by mmrec-load at send time), counted per training example for positives and their sampled negatives; "
+  "mmrecd leaves impression-derived negatives out of the histogram, since an impression without a click becomes a "
+  "negative only once `trainer.join_window_ms` (30 s) has passed in event time, by design. p50/p99 come "
   "from the deltas of the `mmrec_trainer_freshness_ms` histogram read from /metrics before and after each run, with "
   "**linear interpolation inside a bucket** (bucket edges 50, 100, 200, 300, 500, 750, 1000, 1500, 2000, 3000, ... ms), "
   "so they are estimates to the bucket width.\n")
-w("| load | events acked (failed) | Rank achieved, p99 | examples published | freshness p50 / p99 | p99 ≤ 1 s (issue 7) | machine | date |")
-w("|---|---|---|---|---|---|---|---|")
+w("| load | command (above, with) | events acked (failed) | Rank achieved, p99 | examples published | freshness p50 / p99 | p99 ≤ 1 s (issue 7) | machine | date |")
+w("|---|---|---|---|---|---|---|---|---|")
 for tag, j, (p50, p99, n) in runs:
     ev = j["events"]
     w(f"| {ev['offered_rate']:,.0f} events/s + {j['offered_rate']:,.0f} Rank/s, {ev['elapsed_s']:.0f} s | "
+      f"`mmrec-load ... --events-rate {ev['offered_rate']:.0f} --rate {j['offered_rate']:.0f}` | "
       f"{ev['acked']:,} at {ev['achieved_rate']:,.0f}/s ({ev['failed']:,}) | {j['achieved_rate']:,.0f}/s, "
       f"{j['latency_ms']['all']['p99']:.1f} ms, {j['errors']} errors | {n:,} | {p50:,.0f} / {p99:,.0f} ms | "
       f"{'**met**' if n and p99 <= 1000 else '**missed**'} | {tail} |")
@@ -317,8 +321,15 @@ w(f"The issue-7 target (p99 ≤ 1 s with a {tflag.split('=')[1]} ms publish inte
 # 5. GPU
 gpu = open(os.path.join(work, "gpu.txt")).read().strip()
 w("### 5. GPU\n")
-w(f"{'GPU present: ' + gpu + '; tower and retrieval GPU-vs-CPU figures are not run by this script (see the towers section).' if gpu else 'No GPU on this host (`nvidia-smi` absent): no GPU figures in this run.'} "
-  f"({tail.replace(' | ', ', ')})\n")
+if gpu:
+    w(f"GPU: {gpu} ({tail.replace(' | ', ', ')}). Towers, CPU reference vs the CUDA item tower "
+      f"(`{build}/bench_tower 1024 1`; the CUDA backend has the item-tower forward only):\n")
+    w("```\n" + open(os.path.join(work, "tower.txt")).read().strip() + "\n```\n")
+    w(f"Retrieval (`{build}/bench_retrieve 10000 100000`): exact vs IVF on the CPU; there is no GPU top-K yet, "
+      "so no GPU retrieval figure:\n")
+    w("```\n" + open(os.path.join(work, "retrieve.txt")).read().strip() + "\n```\n")
+else:
+    w(f"No GPU on this host (`nvidia-smi` absent): no GPU figures in this run. ({tail.replace(' | ', ', ')})\n")
 if os.path.exists(os.path.join(work, "warn")):
     w("**Warning from this run:** " + open(os.path.join(work, "warn")).read().strip() + "\n")
 w("<!-- report.sh end -->")
