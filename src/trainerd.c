@@ -73,6 +73,20 @@ static void on_joined(void *opaque, const mmr_joined_t *j) {
     if (j->ts_ms > td->newest_ts || td->since_publish == 1) td->newest_ts = j->ts_ms;
 }
 
+/* Catalog items nobody has touched yet must be sampled negatives too, or the model never
+ * learns to rank them below what a user engages with (the stream alone only carries items
+ * someone touched). The pool is fed from a served version's item index: all of it when it
+ * fits the pool, else an evenly strided sample from a random offset. */
+static void pool_add_catalog(mmr_trainerd_t *td, uint64_t version) {
+    mmr_model_ref_t ref;
+    mmr_err_t err = {0};
+    if (mmr_registry_acquire(td->reg, version, &ref, &err) != MMR_OK) return; /* nothing served yet */
+    size_t n = mmr_model_item_count(ref.model), cap = mmr_joiner_pool_capacity(td->joiner);
+    size_t stride = n > cap ? (n + cap - 1) / cap : 1, first = n > cap ? (size_t)mmr_now_ms() % stride : 0;
+    for (size_t r = first; r < n; r += stride) mmr_joiner_add_item(td->joiner, mmr_model_item_id(ref.model, r));
+    mmr_registry_release(td->reg, &ref);
+}
+
 static void publish(mmr_trainerd_t *td) {
     mmr_err_t err = {0};
     mmr_tower_t *snap = NULL;
@@ -106,6 +120,7 @@ static void publish(mmr_trainerd_t *td) {
         mmr_log(MMR_LOG_DEBUG, LOG_MOD, "published version %llu (%llu examples, loss %.4f)",
                 (unsigned long long)version, (unsigned long long)ts.examples, ts.loss_ewma);
         mmr_exbuild_invalidate(td->xb); /* catalog changes reach the next examples */
+        pool_add_catalog(td, version);
     }
     td->since_publish = 0;
     td->last_publish_ms = mmr_now_ms();
@@ -196,6 +211,7 @@ mmr_status_t mmr_trainerd_start(const mmr_trainerd_conf_t *conf, mmr_fstore_t *f
     if (st == MMR_OK) st = mmr_trainfeed_new(&conf->feed, td->joiner, &td->feed, err);
     if (st == MMR_OK && blob_len) st = mmr_trainfeed_set_offsets(td->feed, blob, blob_len, err);
     free(blob);
+    if (st == MMR_OK) pool_add_catalog(td, 0);
     if (st == MMR_OK) st = mmr_trainfeed_start(td->feed, err);
     if (st == MMR_OK) mmr_trainer_get_stats(td->tr, &td->st.trainer); /* resumed counters at once */
     if (st == MMR_OK && pthread_create(&td->thread, NULL, trainer_main, td) != 0)

@@ -194,6 +194,8 @@ static void reservoir_add(mmr_joiner_t *j, const char *item) {
 
 void mmr_joiner_add_item(mmr_joiner_t *j, const char *item_id) { reservoir_add(j, item_id); }
 
+size_t mmr_joiner_pool_capacity(const mmr_joiner_t *j) { return j->conf.reservoir; }
+
 static void sample_negatives(mmr_joiner_t *j, const mmr_event_t *ev) {
     for (int k = 0; k < j->conf.neg_per_pos && j->res_n > 1; k++) {
         const char *item = NULL;

@@ -77,6 +77,8 @@ mmr_status_t mmr_joiner_impression(mmr_joiner_t *j, const char *request_id, cons
 /* Adds item_id to the pool sampled negatives are drawn from (e.g. the catalog, so that
  * items nobody touched yet are negatives too); the stream adds every id it carries. */
 void mmr_joiner_add_item(mmr_joiner_t *j, const char *item_id);
+/* How many distinct ids the sampling pool holds (conf.reservoir after defaults). */
+size_t mmr_joiner_pool_capacity(const mmr_joiner_t *j);
 /* Decides every held impression now (end of a replay, shutdown). */
 void mmr_joiner_flush(mmr_joiner_t *j);
 void mmr_joiner_get_stats(const mmr_joiner_t *j, mmr_joiner_stats_t *out);
