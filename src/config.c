@@ -52,6 +52,7 @@ static const opt_t opts[] = {
     {"grpc.tls_client_auth", T_STR, "none", 0, 0, 0, O(grpc_tls_client_auth), "client certificates: none, request (verified if sent) or require (mutual TLS)"},
     {"grpc.auth_tokens_file", T_STR, "", 0, 0, 0, O(grpc_auth_tokens_file), "file of `client_name token` lines; every call but grpc.health.v1 then needs `authorization: Bearer <token>`; empty = off"},
     {"rank.max_candidates", T_INT, "10000", 1, 1000000, 0, O(rank_max_candidates), "candidates per Rank request; above it INVALID_ARGUMENT"},
+    {"shutdown.drain_ms", T_INT, "300", 0, 60000, 0, O(shutdown_drain_ms), "on SIGTERM, health says NOT_SERVING and calls are still served this long before the listener closes, so calls already on the wire and clients watching health move away unharmed"},
     {"shutdown.grace_ms", T_INT, "5000", 0, 600000, 0, O(shutdown_grace_ms), "time in-flight calls get to finish on SIGTERM"},
     {"metrics.listen", T_STR, "127.0.0.1:9464", 0, 0, 0, O(metrics_listen), "Prometheus /metrics HTTP address; empty = off; port 0 = free port"},
     {"trainer.enabled", T_BOOL, "true", 0, 1, 0, O(trainer_enabled), "learn online from the event stream and publish model versions"},

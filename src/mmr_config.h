@@ -43,6 +43,7 @@ typedef struct mmr_config {
     char *grpc_tls_client_auth;
     char *grpc_auth_tokens_file;
     long rank_max_candidates;
+    long shutdown_drain_ms;
     long shutdown_grace_ms;
     char *metrics_listen;
     long trainer_enabled;

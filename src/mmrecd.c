@@ -3,14 +3,17 @@
  * config.
  *
  * Signals are blocked in every thread and taken by main with sigwait: SIGTERM/SIGINT
- * shut down in order (health NOT_SERVING, stop accepting and drain RPCs, stop the trainer
+ * shut down in order (health NOT_SERVING while calls are still served for shutdown.drain_ms,
+ * then stop accepting and let running RPCs finish, stop the trainer
  * with a final publish and checkpoint, flush and commit ingestion, close the registry and
  * the store) and exit 0; SIGHUP re-reads the reloadable options. */
+#include <errno.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "mmr_admin.h"
 #include "mmr_config.h"
@@ -344,6 +347,11 @@ static mmr_status_t start(daemon_state_t *d, mmr_err_t *err) {
 static void stop(daemon_state_t *d) {
     if (d->srv) {
         mmr_server_set_serving(d->srv, 0);
+        if (d->cfg.shutdown_drain_ms > 0) { /* lame duck: still serving, no longer ready */
+            mmr_log(MMR_LOG_INFO, "mmrecd", "draining for %ld ms", d->cfg.shutdown_drain_ms);
+            struct timespec ts = {d->cfg.shutdown_drain_ms / 1000, (d->cfg.shutdown_drain_ms % 1000) * 1000000L};
+            while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {}
+        }
         mmr_server_shutdown(d->srv, (int)d->cfg.shutdown_grace_ms);
     }
     mmr_trainerd_stop(d->trainer); /* final publish and checkpoint */
