@@ -140,6 +140,7 @@ static void fs_release(mmr_fstore_t *fs) {
     if (fs->dedup_filter) rocksdb_compactionfilter_destroy(fs->dedup_filter);
     if (fs->ro) rocksdb_readoptions_destroy(fs->ro);
     if (fs->wo) rocksdb_writeoptions_destroy(fs->wo);
+    mmr_fstore_cache_free(fs->cache);
     free(fs);
 }
 
@@ -339,6 +340,10 @@ mmr_status_t mmr_fstore_open(const mmr_fstore_opts_t *opts, mmr_fstore_t **out, 
     fs->half_life_ms =
         (opts->popularity_half_life_s > 0 ? opts->popularity_half_life_s : 86400.0) * 1000.0;
     atomic_init(&fs->batch_open, 0);
+    if (!(fs->cache = mmr_fstore_cache_new(opts->item_cache ? opts->item_cache : 262144))) {
+        fs_release(fs);
+        return mmr_err_set(err, MMR_ERR_NOMEM, "fstore open: out of memory (item cache)");
+    }
     fs->ro = rocksdb_readoptions_create();
     fs->wo = rocksdb_writeoptions_create();
     rocksdb_writeoptions_set_sync(fs->wo, opts->sync_writes ? 1 : 0);
@@ -414,6 +419,8 @@ void mmr_fstore_get_stats(mmr_fstore_t *fs, mmr_fstore_stats_t *out) {
         .running_compactions = rocksdb_property_int(fs->db, "rocksdb.num-running-compactions", &v) == 0 ? v : 0,
         .block_cache_bytes = rocksdb_property_int(fs->db, "rocksdb.block-cache-usage", &v) == 0 ? v : 0,
     };
+    mmr_fstore_cache_get_stats(fs->cache, &out->item_cache_hits, &out->item_cache_misses,
+                               &out->item_cache_entries);
 }
 
 mmr_status_t mmr_fstore_compact(mmr_fstore_t *fs, mmr_err_t *err) {
@@ -436,7 +443,7 @@ mmr_status_t mmr_fstore_compact(mmr_fstore_t *fs, mmr_err_t *err) {
 
 /* --- reads --------------------------------------------------------------------------- */
 
-static void multiget_free(char **vals, size_t *lens, size_t n) {
+void mmr_fstore_multiget_free(char **vals, size_t *lens, size_t n) {
     if (vals)
         for (size_t i = 0; i < n; i++) rocksdb_free(vals[i]);
     free(vals);
@@ -463,9 +470,7 @@ mmr_status_t mmr_fstore_get_offset(mmr_fstore_t *fs, const char *topic, int32_t 
     return st;
 }
 
-/* MultiGet of n (≥ 1) ids from one CF. On MMR_OK *vals_out / *lens_out are [n] arrays of
- * RocksDB-owned values (NULL when absent) and their lengths; release with multiget_free. */
-static mmr_status_t multiget(mmr_fstore_t *fs, fs_cf_t cf, size_t n, const char *const *ids,
+mmr_status_t mmr_fstore_multiget(mmr_fstore_t *fs, fs_cf_t cf, size_t n, const char *const *ids,
                              char ***vals_out, size_t **lens_out, const char *what,
                              mmr_err_t *err) {
     *vals_out = NULL;
@@ -498,7 +503,7 @@ static mmr_status_t multiget(mmr_fstore_t *fs, fs_cf_t cf, size_t n, const char 
     free(klens);
     free(errs);
     if (st != MMR_OK) {
-        multiget_free(vals, lens, n);
+        mmr_fstore_multiget_free(vals, lens, n);
         return st;
     }
     *vals_out = vals;
@@ -513,7 +518,7 @@ mmr_status_t mmr_fstore_get_item_stats(mmr_fstore_t *fs, size_t n, const char *c
     if (n == 0) return MMR_OK;
     char **vals;
     size_t *lens;
-    mmr_status_t st = multiget(fs, FS_CF_STATS, n, item_ids, &vals, &lens, "get_item_stats", err);
+    mmr_status_t st = mmr_fstore_multiget(fs, FS_CF_STATS, n, item_ids, &vals, &lens, "get_item_stats", err);
     if (st != MMR_OK) return st;
     for (size_t i = 0; i < n && st == MMR_OK; i++) {
         if (!vals[i]) continue;
@@ -524,7 +529,7 @@ mmr_status_t mmr_fstore_get_item_stats(mmr_fstore_t *fs, size_t n, const char *c
         else
             found[i] = 1;
     }
-    multiget_free(vals, lens, n);
+    mmr_fstore_multiget_free(vals, lens, n);
     if (st != MMR_OK) {
         memset(out, 0, n * sizeof *out);
         memset(found, 0, n);
@@ -544,7 +549,7 @@ mmr_status_t mmr_fstore_get_items(mmr_fstore_t *fs, size_t n, const char *const 
     if (n == 0) return MMR_OK;
     char **vals;
     size_t *lens;
-    mmr_status_t st = multiget(fs, FS_CF_ITEMS, n, item_ids, &vals, &lens, "get_items", err);
+    mmr_status_t st = mmr_fstore_multiget(fs, FS_CF_ITEMS, n, item_ids, &vals, &lens, "get_items", err);
     if (st != MMR_OK) return st;
 
     /* Decode (checking) once to size one block: items[n] | floats (aligned: they follow
@@ -557,7 +562,7 @@ mmr_status_t mmr_fstore_get_items(mmr_fstore_t *fs, size_t n, const char *const 
         st = mmr_fstore_codec_decode_item(vals[i], lens[i], &v, &e);
         if (st != MMR_OK) {
             mmr_err_set(err, st, "get_items '%s': %s", item_ids[i], e.msg);
-            multiget_free(vals, lens, n);
+            mmr_fstore_multiget_free(vals, lens, n);
             return st;
         }
         floats += (size_t)v.dim[0] + v.dim[1] + v.dim[2];
@@ -565,7 +570,7 @@ mmr_status_t mmr_fstore_get_items(mmr_fstore_t *fs, size_t n, const char *const 
     }
     mmr_item_t *items = calloc(1, n * sizeof *items + floats * sizeof(float) + id_bytes);
     if (!items) {
-        multiget_free(vals, lens, n);
+        mmr_fstore_multiget_free(vals, lens, n);
         return mmr_err_set(err, MMR_ERR_NOMEM, "get_items: out of memory");
     }
     float *fp = (float *)(items + n);
@@ -589,7 +594,7 @@ mmr_status_t mmr_fstore_get_items(mmr_fstore_t *fs, size_t n, const char *const 
         }
         found[i] = 1;
     }
-    multiget_free(vals, lens, n);
+    mmr_fstore_multiget_free(vals, lens, n);
     *out = items;
     return MMR_OK;
 }

@@ -9,7 +9,8 @@
  * encoded into the WriteBatch at commit. Event ids seen
  * in the batch are kept in a hash set, so duplicates inside the batch are caught before
  * they reach the DB. Everything the batch holds lives in its arena (mmr_arena) and dies
- * with it.
+ * with it. After a successful write the batch's stats deltas and item records are applied
+ * to the hot-item cache (fstore_cache.c), bracketed by its write epoch.
  * Single writer: the store lets one batch exist at a time (fs->batch_open). */
 #include <math.h>
 #include <stddef.h>
@@ -86,6 +87,15 @@ typedef struct pend_stats {
     mmr_item_stats_t acc;
 } pend_stats_t;
 
+/* An item record put by this batch, for the hot-item cache. */
+typedef struct put_item {
+    const char *iid;
+    uint32_t iid_len;
+    int deleted;
+    int64_t created_ms;
+    struct put_item *next;
+} put_item_t;
+
 typedef enum { BATCH_OPEN = 0, BATCH_DONE } batch_state_t;
 
 struct mmr_fstore_batch {
@@ -97,6 +107,7 @@ struct mmr_fstore_batch {
     map_t users;          /* user id → pend_user_t */
     map_t stats;          /* item id → pend_stats_t */
     map_t seen;           /* event ids of this batch (val unused) */
+    put_item_t *items, **items_tail; /* item records put, in put order */
     mmr_err_t offset_err; /* first bad set_offset, reported by commit */
     uint8_t *scratch;     /* encode buffer for items and users, [scratch_cap] */
     size_t scratch_cap;
@@ -121,6 +132,7 @@ mmr_fstore_batch_t *mmr_fstore_batch_new(mmr_fstore_t *fs) {
         return NULL;
     }
     b->wb = rocksdb_writebatch_create();
+    b->items_tail = &b->items;
     mmr_err_clear(&b->offset_err);
     return b;
 }
@@ -327,11 +339,19 @@ mmr_status_t mmr_fstore_batch_put_item(mmr_fstore_batch_t *b, const mmr_item_t *
         return mmr_err_set(err, MMR_ERR_INVALID, "put_item: batch already committed");
     mmr_status_t st = mmr_fstore_codec_check_item(item, err);
     if (st != MMR_OK) return st;
-    size_t len = mmr_fstore_codec_item_size(item);
+    size_t len = mmr_fstore_codec_item_size(item), id_len = strlen(item->item_id);
     uint8_t *buf = scratch_get(b, len);
-    if (!buf) return mmr_err_set(err, MMR_ERR_NOMEM, "put_item: out of memory");
+    put_item_t *pi = mmr_arena_alloc(b->arena, sizeof *pi);
+    if (!buf || !pi || !(pi->iid = arena_copy(b->arena, item->item_id, id_len)))
+        return mmr_err_set(err, MMR_ERR_NOMEM, "put_item: out of memory");
+    pi->iid_len = (uint32_t)id_len;
+    pi->deleted = item->deleted;
+    pi->created_ms = item->created_ms;
+    pi->next = NULL;
+    *b->items_tail = pi;
+    b->items_tail = &pi->next;
     mmr_fstore_codec_encode_item(buf, item);
-    rocksdb_writebatch_put_cf(b->wb, b->fs->cf[FS_CF_ITEMS], item->item_id, strlen(item->item_id),
+    rocksdb_writebatch_put_cf(b->wb, b->fs->cf[FS_CF_ITEMS], item->item_id, id_len,
                               (const char *)buf, len);
     return MMR_OK;
 }
@@ -362,6 +382,16 @@ mmr_status_t mmr_fstore_batch_commit(mmr_fstore_batch_t *b, mmr_err_t *err) {
                                   (const char *)buf, len);
     }
     char *rerr = NULL;
+    mmr_fstore_cache_write_begin(fs->cache);
     rocksdb_write(fs->db, fs->wo, b->wb, &rerr);
+    if (!rerr) {
+        for (size_t i = 0; i < b->stats.cap; i++) {
+            const pend_stats_t *ps = b->stats.slots[i].val;
+            if (ps) mmr_fstore_cache_apply_stats(fs->cache, ps->iid, ps->iid_len, &ps->acc, fs->half_life_ms);
+        }
+        for (const put_item_t *pi = b->items; pi; pi = pi->next) /* in put order: the last wins */
+            mmr_fstore_cache_apply_item(fs->cache, pi->iid, pi->iid_len, pi->deleted, pi->created_ms);
+    }
+    mmr_fstore_cache_write_end(fs->cache);
     return mmr_fstore_rocks_status(rerr, err, "commit");
 }

@@ -79,6 +79,7 @@ typedef struct mmr_fstore_opts {
     int sync_writes;             /* 1: fsync the WAL on each batch commit */
     const char *rocksdb_options; /* "key=value;key=value" for RocksDB's options parser,
                                   * applied over mmrec's defaults; NULL or "" = none */
+    size_t item_cache;           /* hot-item cache capacity in items (default 262144) */
     int must_exist;              /* 1: fail with MMR_ERR_NOT_FOUND instead of creating the
                                   * database (RocksDB create_if_missing, inverted so that a
                                   * zeroed struct keeps creating) */
@@ -103,6 +104,8 @@ typedef struct mmr_fstore_stats {
     uint64_t pending_compaction_bytes; /* rocksdb.estimate-pending-compaction-bytes */
     uint64_t running_compactions;    /* rocksdb.num-running-compactions (whole DB) */
     uint64_t block_cache_bytes;      /* rocksdb.block-cache-usage (shared cache) */
+    uint64_t item_cache_hits, item_cache_misses; /* mmr_fstore_get_item_summaries lookups */
+    uint64_t item_cache_entries;
 } mmr_fstore_stats_t;
 /* Never fails: a property RocksDB does not report reads as 0. Thread-safe. */
 void mmr_fstore_get_stats(mmr_fstore_t *fs, mmr_fstore_stats_t *out);
@@ -189,6 +192,22 @@ typedef struct mmr_item_stats {
     double popularity;   /* Σ over positives of 2^(-(last_ts_ms - ts) / half-life) */
     int64_t last_ts_ms;  /* newest event seen for the item */
 } mmr_item_stats_t;
+
+/* What serving needs of a candidate besides its vectors. */
+typedef struct mmr_item_summary {
+    uint8_t in_catalog; /* an items record exists */
+    uint8_t deleted;    /* its deleted flag */
+    uint8_t has_stats;  /* a stats record exists (else stats is zero) */
+    int64_t created_ms; /* of the items record */
+    mmr_item_stats_t stats;
+} mmr_item_summary_t;
+/* Batched, through the hot-item cache (opts.item_cache items, CLOCK eviction): misses are
+ * read with two MultiGets (items, stats) and cached. Exact: this store's batch commits
+ * update cached entries, so a summary is never older than the last committed batch. Safe
+ * from any thread. Errors: MMR_ERR_INVALID (bad id), MMR_ERR_CORRUPT, MMR_ERR_NOMEM,
+ * MMR_ERR_STORE; out is zeroed on error. */
+mmr_status_t mmr_fstore_get_item_summaries(mmr_fstore_t *fs, size_t n, const char *const *item_ids,
+                                           mmr_item_summary_t *out, mmr_err_t *err);
 
 /* Batched read (MultiGet). found[i] = 1 and out[i] filled when the item has stats, else
  * found[i] = 0 and out[i] zeroed. Errors: MMR_ERR_INVALID, MMR_ERR_CORRUPT (id in err),
