@@ -58,6 +58,13 @@ void mmr_tower_sgemm(int ta, int tb, int M, int N, int K, float alpha, const flo
 #ifdef MMR_TOWER_OPENBLAS
     pthread_once(&blas_once, blas_single_thread);
 #endif
+    if (M == 1) { /* one row (serving one user): GEMV, without GEMM's packing of B */
+        if (tb) /* B is (N, K): c = B a */
+            cblas_sgemv(CblasRowMajor, CblasNoTrans, N, K, alpha, B, ldb, A, ta ? lda : 1, beta, C, 1);
+        else    /* B is (K, N): c = B^T a */
+            cblas_sgemv(CblasRowMajor, CblasTrans, K, N, alpha, B, ldb, A, ta ? lda : 1, beta, C, 1);
+        return;
+    }
     cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans,
                 M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
 #else

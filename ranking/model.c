@@ -22,7 +22,6 @@ struct mmr_model {
     size_t n;                      /* items indexed */
     float *vec;                    /* (n, D) unit item vectors */
     float *gate;                   /* (n, 3) modality weights */
-    int64_t *created_ms;           /* (n) */
     uint64_t *hash;                /* (n) mmr_hash64 of the id */
     size_t *id_off;                /* (n) offsets of NUL-terminated ids in id_pool */
     char *id_pool;
@@ -120,7 +119,7 @@ static int build_add(void *opaque, const mmr_item_t *item) {
     if (m->n == b->cap) {
         size_t cap = b->cap ? 2 * b->cap : 4096;
         if (!grow((void **)&m->vec, cap * m->D, sizeof(float)) || !grow((void **)&m->gate, cap * 3, sizeof(float)) ||
-            !grow((void **)&m->created_ms, cap, sizeof(int64_t)) || !grow((void **)&m->hash, cap, sizeof(uint64_t)) ||
+            !grow((void **)&m->hash, cap, sizeof(uint64_t)) ||
             !grow((void **)&m->id_off, cap, sizeof(size_t))) {
             b->st = mmr_err_set(b->err, MMR_ERR_NOMEM, "model: out of memory (index of %zu items)", cap);
             return 1;
@@ -140,7 +139,6 @@ static int build_add(void *opaque, const mmr_item_t *item) {
     m->id_off[m->n] = b->pool_len;
     b->pool_len += idl;
     m->hash[m->n] = mmr_hash64(item->item_id, idl - 1);
-    m->created_ms[m->n] = item->created_ms;
 
     /* item and its arrays die after this call: copy the modalities the tower reads */
     mmr_tower_item_in_t *in = &b->in[b->pending];
@@ -222,7 +220,6 @@ void mmr_model_free(mmr_model_t *m) {
     mmr_tower_free(m->tower);
     free(m->vec);
     free(m->gate);
-    free(m->created_ms);
     free(m->hash);
     free(m->id_off);
     free(m->id_pool);
@@ -236,16 +233,19 @@ void mmr_model_free(mmr_model_t *m) {
 /* Encodes the items ids[0..n) (all missing from the index) from their store records into
  * vec (n, D) and gate (n, 3) (may be NULL); items without a record get no content. */
 static mmr_status_t encode_from_store(const mmr_model_t *m, size_t n, const char *const *ids,
-                                      const mmr_item_t *rec, const uint8_t *in_catalog,
                                       float *vec, float *gate, mmr_err_t *err) {
     const mmr_tower_config_t *c = mmr_tower_get_config(m->tower);
-    mmr_tower_item_in_t *in = malloc((n ? n : 1) * sizeof *in);
+    mmr_item_t *rec = NULL;
+    mmr_tower_item_in_t *in = malloc(n * (sizeof *in + 1));
     if (!in) return mmr_err_set(err, MMR_ERR_NOMEM, "model: out of memory");
-    for (size_t i = 0; i < n; i++) {
+    uint8_t *found = (uint8_t *)(in + n);
+    mmr_status_t st = mmr_fstore_get_items(m->fs, n, ids, &rec, found, err);
+    for (size_t i = 0; st == MMR_OK && i < n; i++) {
         mmr_item_t bare = {.item_id = ids[i]};
-        mmr_model_item_input(c, in_catalog[i] ? &rec[i] : &bare, &in[i]);
+        mmr_model_item_input(c, found[i] ? &rec[i] : &bare, &in[i]);
     }
-    mmr_status_t st = mmr_tower_encode_items(m->tower, m->be, n, in, vec, gate, err);
+    if (st == MMR_OK) st = mmr_tower_encode_items(m->tower, m->be, n, in, vec, gate, err);
+    mmr_fstore_items_free(rec);
     free(in);
     return st;
 }
@@ -256,15 +256,14 @@ mmr_status_t mmr_model_encode_user(const mmr_model_t *m, const char *user_id,
     const mmr_tower_config_t *c = mmr_tower_get_config(m->tower);
     size_t L = (size_t)c->hist_len, D = (size_t)m->D;
     /* one block: ids (L) | miss (L) | miss_at (L) | hist (L, D) | enc (L, D) | ages (L)
-     *            | types (L) | found (L) */
-    void *blk = malloc(L * (2 * sizeof(char *) + sizeof(size_t) + sizeof(float) + sizeof(int32_t) + 1) +
+     *            | types (L) */
+    void *blk = malloc(L * (2 * sizeof(char *) + sizeof(size_t) + sizeof(float) + sizeof(int32_t)) +
                        2 * L * D * sizeof(float) + 1);
     if (!blk) return mmr_err_set(err, MMR_ERR_NOMEM, "model: out of memory");
     const char **ids = blk, **miss = ids + L;
     size_t *miss_at = (size_t *)(miss + L);
     float *hist = (float *)(miss_at + L), *enc = hist + L * D, *ages = enc + L * D;
     int32_t *types = (int32_t *)(ages + L);
-    uint8_t *found = (uint8_t *)(types + L);
     int n = mmr_user_history(u, now_ms + 1, c->hist_len, ids, types, ages); /* up to now */
     size_t nm = 0;
     for (int j = 0; j < n; j++) {
@@ -276,15 +275,9 @@ mmr_status_t mmr_model_encode_user(const mmr_model_t *m, const char *user_id,
             miss[nm++] = ids[j];
         }
     }
-    mmr_status_t st = MMR_OK;
-    if (nm) {
-        mmr_item_t *rec = NULL;
-        st = mmr_fstore_get_items(m->fs, nm, miss, &rec, found, err);
-        if (st == MMR_OK) st = encode_from_store(m, nm, miss, rec, found, enc, NULL, err);
-        mmr_fstore_items_free(rec);
-        for (size_t i = 0; st == MMR_OK && i < nm; i++)
-            memcpy(hist + miss_at[i] * D, enc + i * D, D * sizeof(float));
-    }
+    mmr_status_t st = nm ? encode_from_store(m, nm, miss, enc, NULL, err) : MMR_OK;
+    for (size_t i = 0; st == MMR_OK && i < nm; i++)
+        memcpy(hist + miss_at[i] * D, enc + i * D, D * sizeof(float));
     if (st == MMR_OK)
         st = mmr_tower_encode_user(m->tower, m->be, n, hist, types, ages,
                                    mmr_model_user_bucket(c, user_id), vec, err);
@@ -299,53 +292,46 @@ mmr_status_t mmr_model_score(const mmr_model_t *m, const float *user_vec, size_t
     memset(score, 0, n * sizeof *score);
     if (gate) memset(gate, 0, n * 3 * sizeof *gate);
     if (n == 0) return MMR_OK;
-    mmr_item_t *rec = NULL;
-    /* one block: stats (n) | in_catalog (n) | found (n) | row (n) | miss (n) | miss_idx (n)
-     *            | users (n, D) | items (n, D) | pop (n) | rec (n) | prob (n) | g (n, 3) | at (n) */
-    size_t bytes = n * (sizeof(mmr_item_stats_t) + 2 + sizeof(int64_t) + sizeof(char *) + sizeof(size_t)) +
-                   n * (2 * D + 6) * sizeof(float) + n * sizeof(size_t) + 64;
+    /* one block: summaries (n) | at (n) | miss_idx (n) | miss (n) | users (n, D)
+     *            | items (n, D) | pop (n) | recency (n) | prob (n) | g (n, 3) */
+    size_t bytes = n * (sizeof(mmr_item_summary_t) + 2 * sizeof(size_t) + sizeof(char *)) +
+                   n * (2 * D + 6) * sizeof(float);
     char *blk = malloc(bytes);
     if (!blk) return mmr_err_set(err, MMR_ERR_NOMEM, "model: out of memory");
-    mmr_item_stats_t *stats = (mmr_item_stats_t *)blk;
-    int64_t *row = (int64_t *)(stats + n);
-    size_t *miss_idx = (size_t *)(row + n), *at = miss_idx + n;
-    const char **miss = (const char **)(at + n);
+    mmr_item_summary_t *sum = (mmr_item_summary_t *)blk;
+    size_t *at = (size_t *)(sum + n), *miss_idx = at + n;
+    const char **miss = (const char **)(miss_idx + n);
     float *users = (float *)(miss + n), *items = users + n * D, *pop = items + n * D;
     float *recency = pop + n, *prob = recency + n, *g = prob + n;
-    uint8_t *in_catalog = (uint8_t *)(g + n * 3), *found = in_catalog + n;
 
-    mmr_status_t st = mmr_fstore_get_items(m->fs, n, item_ids, &rec, in_catalog, err);
-    if (st == MMR_OK) st = mmr_fstore_get_item_stats(m->fs, n, item_ids, stats, found, err);
+    /* catalog flags and stats from the hot-item cache; content only for unindexed items */
+    mmr_status_t st = mmr_fstore_get_item_summaries(m->fs, n, item_ids, sum, err);
     if (st != MMR_OK) goto out;
 
     /* compact the servable candidates into slots k = 0..ns-1; at[k] = candidate index */
     size_t ns = 0, nm = 0;
     for (size_t i = 0; i < n; i++) {
-        if (in_catalog[i] && rec[i].deleted) { status[i] = MMR_MODEL_DELETED; continue; }
-        if (!in_catalog[i] && !found[i]) { status[i] = MMR_MODEL_UNKNOWN; continue; }
+        if (sum[i].in_catalog && sum[i].deleted) { status[i] = MMR_MODEL_DELETED; continue; }
+        if (!sum[i].in_catalog && !sum[i].has_stats) { status[i] = MMR_MODEL_UNKNOWN; continue; }
         status[i] = MMR_MODEL_SCORED;
         memcpy(users + ns * D, user_vec, D * sizeof(float));
-        pop[ns] = found[i] ? (float)mmr_fstore_popularity_at(m->fs, &stats[i], now_ms) : 0.0f;
-        double age_ms = in_catalog[i] && now_ms > rec[i].created_ms ? (double)(now_ms - rec[i].created_ms) : 0.0;
+        pop[ns] = sum[i].has_stats ? (float)mmr_fstore_popularity_at(m->fs, &sum[i].stats, now_ms) : 0.0f;
+        double age_ms = sum[i].in_catalog && now_ms > sum[i].created_ms ? (double)(now_ms - sum[i].created_ms) : 0.0;
         recency[ns] = (float)log1p(age_ms / MS_PER_HOUR);
         int64_t r = mmr_model_find(m, item_ids[i]);
         if (r >= 0) {
             memcpy(items + ns * D, mmr_model_item_vec(m, (size_t)r), D * sizeof(float));
             memcpy(g + ns * 3, m->gate + (size_t)r * 3, 3 * sizeof(float));
-        } else {
-            /* not indexed: gather for one encode call, compacting rec/in_catalog in place
-             * (entries before i are consumed) */
+        } else { /* not indexed: gathered for one encode call */
             miss_idx[nm] = ns;
-            miss[nm] = item_ids[i];
-            if (in_catalog[i]) rec[nm] = rec[i];
-            in_catalog[nm++] = in_catalog[i];
+            miss[nm++] = item_ids[i];
         }
         at[ns++] = i;
     }
     if (nm) {
         float *enc = malloc(nm * (D + 3) * sizeof(float));
         if (!enc) { st = mmr_err_set(err, MMR_ERR_NOMEM, "model: out of memory"); goto out; }
-        st = encode_from_store(m, nm, miss, rec, in_catalog, enc, enc + nm * D, err);
+        st = encode_from_store(m, nm, miss, enc, enc + nm * D, err);
         for (size_t j = 0; st == MMR_OK && j < nm; j++) {
             memcpy(items + miss_idx[j] * D, enc + j * D, D * sizeof(float));
             memcpy(g + miss_idx[j] * 3, enc + nm * D + j * 3, 3 * sizeof(float));
@@ -359,7 +345,6 @@ mmr_status_t mmr_model_score(const mmr_model_t *m, const float *user_vec, size_t
         if (gate) memcpy(gate + at[k] * 3, g + k * 3, 3 * sizeof(float));
     }
 out:
-    mmr_fstore_items_free(rec);
     free(blk);
     return st;
 }

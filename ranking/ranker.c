@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "mmr_hash.h"
 #include "mmr_log.h"
 #include "mmr_time.h"
 #include "mmrec/v1/ranking.pb-c.h"
@@ -73,8 +74,33 @@ static int scored_cmp(const void *a, const void *b) {
     return strcmp(x->item_id, y->item_id);
 }
 
-static int str_cmp(const void *a, const void *b) {
-    return strcmp(*(const char *const *)a, *(const char *const *)b);
+/* Heap order for best_first: the root is the worst of the kept k. */
+static void sift_down(scored_t *h, size_t k, size_t i) {
+    for (;;) {
+        size_t w = i, l = 2 * i + 1, r = l + 1;
+        if (l < k && scored_cmp(&h[l], &h[w]) > 0) w = l;
+        if (r < k && scored_cmp(&h[r], &h[w]) > 0) w = r;
+        if (w == i) return;
+        scored_t t = h[i];
+        h[i] = h[w];
+        h[w] = t;
+        i = w;
+    }
+}
+
+/* Moves the k best of sc[0..m) to sc[0..k), best first (scored_cmp order); returns k.
+ * O(m log k): a Rank asks for a top-k of many more candidates. */
+static size_t best_first(scored_t *sc, size_t m, size_t k) {
+    if (k < m) {
+        for (size_t i = k / 2; i-- > 0;) sift_down(sc, k, i);
+        for (size_t i = k; i < m; i++)
+            if (k && scored_cmp(&sc[i], &sc[0]) < 0) {
+                sc[0] = sc[i];
+                sift_down(sc, k, 0);
+            }
+    }
+    qsort(sc, k, sizeof *sc, scored_cmp);
+    return k;
 }
 
 static void fail(mmr_ranker_t *r, mmr_rpc_reply_t *reply, int status, const char *fmt, ...)
@@ -130,16 +156,25 @@ static int validate(mmr_ranker_t *r, const Mmrec__V1__RankRequest *q, mmr_rpc_re
     return 1;
 }
 
-/* The request's candidates, unique and sorted (duplicates are scored once) into *ids;
- * returns their count, or 0 when out of memory. */
+/* The request's candidates without repeats (a repeated id is scored once), in request
+ * order, into *ids; returns their count, or 0 when out of memory. A hash set of indexes
+ * (open addressing, load <= 1/2) keeps this linear in the candidate count. */
 static size_t unique_candidates(const Mmrec__V1__RankRequest *q, mmr_arena_t *a, const char ***ids) {
-    const char **v = mmr_arena_alloc(a, q->n_candidates * sizeof *v);
-    if (!v) return 0;
-    for (size_t i = 0; i < q->n_candidates; i++) v[i] = q->candidates[i];
-    qsort(v, q->n_candidates, sizeof *v, str_cmp);
+    size_t n = q->n_candidates, cap = 16;
+    while (cap < 2 * n) cap <<= 1;
+    const char **v = mmr_arena_alloc(a, (n ? n : 1) * sizeof *v);
+    size_t *set = mmr_arena_alloc(a, cap * sizeof *set); /* index + 1; 0 = empty */
+    if (!v || !set) return 0;
+    memset(set, 0, cap * sizeof *set);
     size_t u = 0;
-    for (size_t i = 0; i < q->n_candidates; i++)
-        if (u == 0 || strcmp(v[u - 1], v[i]) != 0) v[u++] = v[i];
+    for (size_t i = 0; i < n; i++) {
+        const char *id = q->candidates[i];
+        size_t k = (size_t)mmr_hash64(id, strlen(id)) & (cap - 1);
+        while (set[k] && strcmp(v[set[k] - 1], id) != 0) k = (k + 1) & (cap - 1);
+        if (set[k]) continue;
+        v[u] = id;
+        set[k] = ++u;
+    }
     *ids = v;
     return u;
 }
@@ -157,43 +192,36 @@ static long score_baseline(mmr_ranker_t *r, const Mmrec__V1__RankRequest *q, con
                            uint32_t *unknown, mmr_rpc_reply_t *reply) {
     const char **ids = NULL;
     size_t n = unique_candidates(q, req->arena, &ids);
-    mmr_item_stats_t *stats = mmr_arena_alloc(req->arena, n * sizeof *stats);
-    uint8_t *found = mmr_arena_alloc(req->arena, n);
-    uint8_t *in_catalog = mmr_arena_alloc(req->arena, n);
+    mmr_item_summary_t *sum = mmr_arena_alloc(req->arena, n * sizeof *sum);
     scored_t *sc = mmr_arena_alloc(req->arena, n * sizeof *sc);
-    if (!n || !stats || !found || !in_catalog || !sc) {
+    if (!n || !sum || !sc) {
         fail(r, reply, MMR_RPC_RESOURCE_EXHAUSTED, "out of memory");
         return -1;
     }
     /* A candidate is known when the catalog has it or events have touched it; deleted
-     * catalog items are never served. Cost: this reads each candidate's whole item record,
-     * embeddings included, from RocksDB on every request (no hot-item cache yet). */
+     * catalog items are never served. Flags and counters come from the hot-item cache. */
     mmr_err_t err = {0};
-    mmr_item_t *items_rec = NULL;
-    if (mmr_fstore_get_item_stats(r->fs, n, ids, stats, found, &err) != MMR_OK ||
-        mmr_fstore_get_items(r->fs, n, ids, &items_rec, in_catalog, &err) != MMR_OK) {
+    if (mmr_fstore_get_item_summaries(r->fs, n, ids, sum, &err) != MMR_OK) {
         fail(r, reply, MMR_RPC_INTERNAL, "feature store: %s", err.msg);
         return -1;
     }
     if (mmr_mono_ns() > req->deadline_ns) {
-        mmr_fstore_items_free(items_rec);
         fail(r, reply, MMR_RPC_DEADLINE_EXCEEDED, "deadline expired while reading features");
         return -1;
     }
     size_t m = 0;
     for (size_t i = 0; i < n; i++) {
-        if (in_catalog[i] && items_rec[i].deleted) continue;
-        if (!found[i] && !in_catalog[i]) { (*unknown)++; continue; }
+        if (sum[i].in_catalog && sum[i].deleted) continue;
+        if (!sum[i].has_stats && !sum[i].in_catalog) { (*unknown)++; continue; }
         float affinity = 0.0f;
         for (uint32_t j = 0; user && j < user->n; j++)
             if (strcmp(user->recent[j].item_id, ids[i]) == 0) affinity += interaction_weight(&user->recent[j]);
         if (q->exclude_seen && seen_by(user, ids[i])) continue;
         sc[m].item_id = ids[i];
-        double pop = found[i] ? mmr_fstore_popularity_at(r->fs, &stats[i], now_ms) : 0.0;
+        double pop = sum[i].has_stats ? mmr_fstore_popularity_at(r->fs, &sum[i].stats, now_ms) : 0.0;
         sc[m].score = affinity + 0.1f * (float)log1p(pop);
         m++;
     }
-    mmr_fstore_items_free(items_rec);
     *out = sc;
     return (long)m;
 }
@@ -316,9 +344,8 @@ void mmr_ranker_handle_rank(void *opaque, const mmr_rpc_request_t *req, mmr_rpc_
     if (scored < 0) goto out;
     size_t m = (size_t)scored;
     atomic_fetch_add(&r->unknown, unknown);
-    qsort(sc, m, sizeof *sc, scored_cmp);
     uint32_t top_k = q->top_k ? q->top_k : r->default_top_k;
-    if (top_k && m > top_k) m = top_k;
+    m = best_first(sc, m, top_k && m > top_k ? top_k : m);
 
     Mmrec__V1__RankResponse *resp = mmr_arena_alloc(req->arena, sizeof *resp);
     Mmrec__V1__ScoredItem **items = mmr_arena_alloc(req->arena, (m ? m : 1) * sizeof *items);

@@ -26,6 +26,7 @@ static const opt_t opts[] = {
     {"log.level", T_STR, "info", 0, 0, 1, O(log_level), "debug, info, warn or error"},
     {"store.path", T_STR, "./mmrec-data", 0, 0, 0, O(store_path), "RocksDB feature store directory (created if missing)"},
     {"store.user_ring", T_INT, "64", 1, 4096, 0, O(store_user_ring), "recent interactions kept per user"},
+    {"store.item_cache", T_INT, "262144", 256, 100000000, 0, O(store_item_cache), "hot items whose catalog flags and counters serving keeps in memory (about 100 bytes each plus the id)"},
     {"store.sync", T_BOOL, "false", 0, 1, 0, O(store_sync), "fsync the WAL on every ingestion batch"},
     {"ingest.enabled", T_BOOL, "true", 0, 1, 0, O(ingest_enabled), "consume events from Kafka into the store"},
     {"kafka.brokers", T_STR, "127.0.0.1:9092", 0, 0, 0, O(kafka_brokers), "bootstrap servers (other kafka.* keys go to librdkafka)"},

@@ -17,6 +17,7 @@ typedef struct mmr_config {
     char *log_level;
     char *store_path;
     long store_user_ring;
+    long store_item_cache;
     long store_sync;
     long ingest_enabled;
     char *kafka_brokers;

@@ -154,6 +154,9 @@ static void render_metrics(void *opaque, FILE *out) {
         put(out, "gauge", "mmrec_store_pending_compaction_bytes", (double)f.pending_compaction_bytes);
         put(out, "gauge", "mmrec_store_running_compactions", (double)f.running_compactions);
         put(out, "gauge", "mmrec_store_block_cache_bytes", (double)f.block_cache_bytes);
+        put(out, "counter", "mmrec_store_item_cache_hits_total", (double)f.item_cache_hits);
+        put(out, "counter", "mmrec_store_item_cache_misses_total", (double)f.item_cache_misses);
+        put(out, "gauge", "mmrec_store_item_cache_entries", (double)f.item_cache_entries);
     }
     if (d->reg) {
         int pinned = 0;
@@ -272,6 +275,7 @@ static mmr_status_t start(daemon_state_t *d, mmr_err_t *err) {
         len += (size_t)w;
     }
     mmr_fstore_opts_t fo = {.path = c->store_path, .user_ring = (uint32_t)c->store_user_ring,
+                            .item_cache = (size_t)c->store_item_cache,
                             .sync_writes = (int)c->store_sync, .rocksdb_options = rocks};
     mmr_status_t st = mmr_fstore_open(&fo, &d->fs, err);
     if (st != MMR_OK) return st;
