@@ -1,5 +1,8 @@
-/* cli_replay.c — `mmrec replay`: options → mmr_replay_conf_t, progress on stderr, the
- * summary on stdout and the report files. The evaluation itself is replay.c. */
+/* cli_replay.c — `mmrec replay`: options → mmr_replay_conf_t (the events from a TSV file or
+ * a Kafka topic range), progress on stderr, the summary on stdout and the report files. The
+ * evaluation itself is replay.c, the readers replay_io.c and replay_kafka.c. */
+#include <errno.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -61,27 +64,96 @@ static const char *sibling(const char *path, const char *name, char *out, size_t
 }
 
 static int usage(void) {
-    fprintf(stderr, "usage: mmrec replay --events FILE.tsv [options]; `mmrec replay --help` lists them\n");
+    fprintf(stderr, "usage: mmrec replay --events FILE.tsv [options]\n"
+                    "       mmrec replay --kafka BROKERS [--topic mmrec.events] [--from-ms MS] [--to-ms MS]\n"
+                    "                    [--format protobuf|json] [--kafka-timeout-ms 10000] --items FILE.jsonl [options]\n"
+                    "(docs/REPLAY.md lists the options)\n");
     return 2;
 }
 
+/* A decimal integer in [lo, hi] from s into *out. Returns 1, or 0 when s is not one. */
+static int parse_int(const char *s, long long lo, long long hi, long long *out) {
+    char *end;
+    errno = 0;
+    long long v = strtoll(s, &end, 10);
+    if (end == s || *end || errno || v < lo || v > hi) return 0;
+    *out = v;
+    return 1;
+}
+
+/* The options that only go with --kafka. */
+static const char *const kafka_opts[] = {"topic", "from-ms", "to-ms", "format", "kafka-timeout-ms", NULL};
+
+/* --kafka BROKERS and its options into *k. Returns 0, or 2 (usage) after saying why. */
+static int kafka_source(int argc, char **argv, const char *brokers, mmr_replay_io_kafka_t *k) {
+    *k = mmr_replay_io_kafka_default(brokers, mmr_cli_opt(argc, argv, "topic", "mmrec.events"));
+    static const char *const name[2] = {"from-ms", "to-ms"};
+    const char *bound[2] = {mmr_cli_opt(argc, argv, name[0], NULL), mmr_cli_opt(argc, argv, name[1], NULL)};
+    int64_t *ms[2] = {&k->from_ms, &k->to_ms};
+    long long v;
+    for (int i = 0; i < 2; i++) {
+        if (!bound[i]) continue;
+        if (!parse_int(bound[i], 0, INT64_MAX, &v)) {
+            fprintf(stderr, "mmrec replay: --%s wants milliseconds since the epoch, got '%s'\n", name[i], bound[i]);
+            return 2;
+        }
+        *ms[i] = v;
+    }
+    if (bound[0] && bound[1] && k->from_ms >= k->to_ms) {
+        fprintf(stderr, "mmrec replay: --from-ms must be before --to-ms (the range is [from, to))\n");
+        return 2;
+    }
+    const char *format = mmr_cli_opt(argc, argv, "format", "protobuf");
+    if (!strcmp(format, "json")) k->format = MMR_INGEST_FORMAT_JSON;
+    else if (strcmp(format, "protobuf")) {
+        fprintf(stderr, "mmrec replay: --format wants protobuf or json (as mmrecd's ingest.format)\n");
+        return 2;
+    }
+    if (!parse_int(mmr_cli_opt(argc, argv, "kafka-timeout-ms", "10000"), 1, 3600000, &v)) {
+        fprintf(stderr, "mmrec replay: --kafka-timeout-ms wants 1..3600000\n");
+        return 2;
+    }
+    k->timeout_ms = (int)v;
+    return 0;
+}
+
 int mmr_cli_replay(int argc, char **argv) {
-    static const char *const valued[] = {"events", "items", "out", "oracle", "protocol", "windows", "passes",
-                                         "k", "seed", "threads", "lr", "neg", "hidden", "dim", "batch",
+    static const char *const valued[] = {"events", "kafka", "topic", "from-ms", "to-ms", "format",
+                                         "kafka-timeout-ms", "items", "out", "oracle", "protocol", "windows",
+                                         "passes", "k", "seed", "threads", "lr", "neg", "hidden", "dim", "batch",
                                          "chunk", "max-bad", "tmp", NULL};
     static const char *const flags[] = {"no-ablations", "keep-store", NULL};
     if (!mmr_cli_check_opts(argc, argv, valued, flags)) return usage();
     mmr_replay_conf_t c = mmr_replay_conf_default();
     char items_buf[4200], oracle_buf[4200];
+    mmr_replay_io_kafka_t kafka;
+    const char *brokers = mmr_cli_opt(argc, argv, "kafka", NULL);
     c.events_path = mmr_cli_opt(argc, argv, "events", NULL);
-    if (!c.events_path) return usage();
+    if (!c.events_path == !brokers) {
+        fprintf(stderr, "mmrec replay: give exactly one event source, --events FILE.tsv or --kafka BROKERS\n");
+        return usage();
+    }
+    for (int i = 0; !brokers && kafka_opts[i]; i++)
+        if (mmr_cli_opt(argc, argv, kafka_opts[i], NULL)) {
+            fprintf(stderr, "mmrec replay: --%s goes with --kafka, not --events\n", kafka_opts[i]);
+            return 2;
+        }
+    if (brokers) {
+        if (kafka_source(argc, argv, brokers, &kafka) != 0) return 2;
+        c.events_kafka = &kafka;
+    }
     c.items_path = mmr_cli_opt(argc, argv, "items", NULL);
+    if (!c.items_path && brokers) {
+        fprintf(stderr, "mmrec replay: --kafka needs --items FILE.jsonl (the catalog)\n");
+        return 2;
+    }
     if (!c.items_path && !(c.items_path = sibling(c.events_path, "items.jsonl", items_buf, sizeof items_buf))) {
         fprintf(stderr, "mmrec replay: no --items and no items.jsonl next to %s\n", c.events_path);
         return 2;
     }
     c.oracle_path = mmr_cli_opt(argc, argv, "oracle", NULL);
-    if (!c.oracle_path) c.oracle_path = sibling(c.events_path, "oracle.json", oracle_buf, sizeof oracle_buf);
+    if (!c.oracle_path && c.events_path)
+        c.oracle_path = sibling(c.events_path, "oracle.json", oracle_buf, sizeof oracle_buf);
     const char *proto = mmr_cli_opt(argc, argv, "protocol", "leave-one-out");
     if (!strcmp(proto, "prequential")) c.protocol = MMR_REPLAY_PREQUENTIAL;
     else if (strcmp(proto, "leave-one-out") && strcmp(proto, "loo")) return usage();

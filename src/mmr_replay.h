@@ -1,5 +1,5 @@
 /* mmr_replay.h — `mmrec replay` as a library: offline evaluation of the towers on a logged
- * event file, through the same feature-store, joiner, example-builder, trainer and model
+ * event file or Kafka topic range, through the same feature-store, joiner, example-builder, trainer and model
  * code as mmrecd (docs/REPLAY.md, section "mmrec replay"). Not the CLI (cli_replay.c) and
  * not the readers or metrics (replay_io.h, eval_metrics.h).
  *
@@ -43,6 +43,7 @@
 #include "mmr_err.h"
 #include "mmr_joiner.h"
 #include "mmr_trainer.h"
+#include "replay_io.h"
 
 typedef enum { MMR_REPLAY_LOO = 0, MMR_REPLAY_PREQUENTIAL } mmr_replay_protocol_t;
 
@@ -54,7 +55,9 @@ typedef void (*mmr_replay_progress_fn)(void *opaque, const char *stage, uint64_t
                                        uint64_t total);
 
 typedef struct mmr_replay_conf {
-    const char *events_path;       /* TSV (replay_io.h), required */
+    const char *events_path;       /* TSV (replay_io.h), or NULL when events_kafka is set */
+    const mmr_replay_io_kafka_t *events_kafka; /* a topic range (replay_io.h) instead of the
+                                    * TSV; exactly one of the two */
     const char *items_path;        /* JSON Lines, required */
     const char *oracle_path;       /* oracle.json of `mmrec gen`, or NULL */
     mmr_replay_protocol_t protocol;
@@ -112,7 +115,8 @@ typedef struct mmr_replay_report {
 
 /* Runs the replay. *rep is filled (zeroed first; release with mmr_replay_report_clear, also
  * after a failure). Errors: MMR_ERR_INVALID (conf, too many bad lines — the readers'
- * message), MMR_ERR_IO, MMR_ERR_STORE, MMR_ERR_NOMEM, errors of the trainer and model. */
+ * message), MMR_ERR_IO, MMR_ERR_STORE, MMR_ERR_NOMEM, those of the Kafka reader
+ * (mmr_replay_io_events_new_kafka), errors of the trainer and model. */
 mmr_status_t mmr_replay_run(const mmr_replay_conf_t *conf, mmr_replay_report_t *rep,
                             mmr_err_t *err);
 /* Frees what rep holds. NULL is a no-op. */

@@ -23,7 +23,8 @@ static const command_t commands[] = {
                                "      grpc.health.v1 Check; exit 0 when SERVING"},
     {"model", mmr_cli_model, "model list|promote V|pin V|unpin|rollback --addr HOST:PORT [TLS/auth options]\n"
                              "      model versions of a running mmrecd (mmrec.v1.Admin)"},
-    {"replay", mmr_cli_replay, "replay --events FILE.tsv [--items FILE.jsonl] [--out DIR] [--oracle FILE] [--protocol leave-one-out|prequential]\n"
+    {"replay", mmr_cli_replay, "replay --events FILE.tsv | --kafka BROKERS [--topic T] [--from-ms MS] [--to-ms MS] [--format protobuf|json]\n"
+                               "      [--kafka-timeout-ms MS]  [--items FILE.jsonl] [--out DIR] [--oracle FILE] [--protocol leave-one-out|prequential]\n"
                                "      [--windows N] [--passes P] [--k 1,5,10,20,50] [--seed S] [--no-ablations] [--threads N] [--lr F]\n"
                                "      [--neg N] [--hidden N] [--dim N] [--batch N] [--chunk N] [--max-bad F] [--tmp DIR] [--keep-store]\n"
                                "      offline evaluation (docs/REPLAY.md): the model vs popularity and modality ablations"},

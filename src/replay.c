@@ -245,8 +245,10 @@ static int cmp_ev(const void *a, const void *b) {
 static mmr_status_t load_events(ctx_t *c, long *bad, mmr_err_t *err) {
     mmr_replay_io_opts_t o = mmr_replay_io_opts_default();
     o.max_bad_fraction = c->conf->max_bad_fraction;
+    const mmr_replay_io_kafka_t *k = c->conf->events_kafka;
     mmr_replay_io_events_t *r = NULL;
-    mmr_status_t st = mmr_replay_io_events_new(c->conf->events_path, &o, &r, err);
+    mmr_status_t st = k ? mmr_replay_io_events_new_kafka(k, &o, &r, err)
+                        : mmr_replay_io_events_new(c->conf->events_path, &o, &r, err);
     if (st != MMR_OK) return st;
     size_t cap = 0;
     int rc = 0, nomem = 0;
@@ -277,7 +279,9 @@ static mmr_status_t load_events(ctx_t *c, long *bad, mmr_err_t *err) {
     mmr_replay_io_events_free(r);
     if (nomem) return oom(err);
     if (rc < 0) return (mmr_status_t)-rc;
-    if (!c->n_ev) return mmr_err_set(err, MMR_ERR_INVALID, "replay: %s holds no event", c->conf->events_path);
+    if (!c->n_ev)
+        return mmr_err_set(err, MMR_ERR_INVALID, "replay: %s%s holds no event", k ? "the range of topic " : "",
+                           k ? k->topic : c->conf->events_path);
     if (!s.sorted) qsort(c->ev, c->n_ev, sizeof *c->ev, cmp_ev);
     /* items seen only in events are no candidates */
     uint8_t *cat = realloc(c->in_catalog, c->items.n ? c->items.n : 1);
@@ -917,8 +921,9 @@ mmr_replay_conf_t mmr_replay_conf_default(void) {
 }
 
 static mmr_status_t check_conf(const mmr_replay_conf_t *c, mmr_err_t *err) {
-    if (!c->events_path || !c->items_path)
-        return mmr_err_set(err, MMR_ERR_INVALID, "replay: an events file and an items file are required");
+    if (!c->events_path == !c->events_kafka || !c->items_path)
+        return mmr_err_set(err, MMR_ERR_INVALID,
+                           "replay: an items file and exactly one event source (a file or a Kafka topic) are required");
     if (c->windows < 1 || c->passes < 1 || c->threads < 1 || c->chunk < 1 || c->n_ks < 1 || c->n_ks > MMR_EVAL_K_MAX)
         return mmr_err_set(err, MMR_ERR_INVALID, "replay: windows, passes, threads, chunk >= 1 and 1..%d K values",
                            MMR_EVAL_K_MAX);
@@ -1076,15 +1081,25 @@ static json_t *results_json(const mmr_eval_results_t *r) {
                      (json_int_t)r->gauc_skipped);
 }
 
+/* The Kafka source as config.events_kafka (bounds null when absent). */
+static json_t *kafka_json(const mmr_replay_io_kafka_t *k) {
+    json_t *bound[2];
+    const int64_t ms[2] = {k->from_ms, k->to_ms};
+    for (int i = 0; i < 2; i++) bound[i] = ms[i] == MMR_REPLAY_KAFKA_NO_BOUND ? json_null() : json_integer(ms[i]);
+    return json_pack("{s:s, s:s, s:s, s:o, s:o}", "brokers", k->brokers, "topic", k->topic, "format",
+                     k->format == MMR_INGEST_FORMAT_JSON ? "json" : "protobuf", "from_ms", bound[0], "to_ms", bound[1]);
+}
+
 static json_t *report_json(const mmr_replay_conf_t *conf, const mmr_replay_report_t *rep) {
     const mmr_tower_config_t *t = &conf->trainer.tower;
     json_t *ks = json_array();
     for (size_t i = 0; i < conf->n_ks; i++) json_array_append_new(ks, json_integer(conf->ks[i]));
     json_t *config = json_pack(
-        "{s:s, s:s, s:s?, s:s, s:i, s:i, s:o, s:I, s:b, s:I, s:f, s:s,"
+        "{s:s?, s:o?, s:s, s:s?, s:s, s:i, s:i, s:o, s:I, s:b, s:I, s:f, s:s,"
         " s:{s:i, s:i, s:i, s:i, s:i, s:i, s:i, s:i}, s:{s:s, s:f, s:f, s:i},"
         " s:{s:I, s:i, s:I}, s:i}",
-        "events", conf->events_path, "items", conf->items_path, "oracle", conf->oracle_path, "protocol",
+        "events", conf->events_path, "events_kafka", conf->events_kafka ? kafka_json(conf->events_kafka) : NULL,
+        "items", conf->items_path, "oracle", conf->oracle_path, "protocol",
         conf->protocol == MMR_REPLAY_LOO ? "leave-one-out" : "prequential", "windows", conf->windows, "passes",
         conf->passes, "k", ks, "seed", (json_int_t)conf->seed, "ablations", conf->ablations, "chunk",
         (json_int_t)conf->chunk, "max_bad_fraction", conf->max_bad_fraction, "popularity_baseline",

@@ -1,9 +1,11 @@
-/* replay_io.c — the events TSV and items JSON Lines readers and the hashing text encoder
- * (contract in replay_io.h). Not the replay: nothing here sorts, splits or stores.
+/* replay_io.c — the events TSV and items JSON Lines readers, the events reader's Kafka
+ * variant and the hashing text encoder (contract in replay_io.h). Not the replay: nothing
+ * here splits or stores; the Kafka range itself is read and merged by replay_kafka.c.
  *
- * Both readers share one line reader (reader_t): getline into a growing buffer, line
- * counting, bad-line reporting and the bad-fraction rule; the formats differ only in how
- * one line becomes a record. */
+ * Every reader shares one reader_t: bad-line reporting, the bad-fraction rule and the
+ * remembered end or failure; the file readers also use its line reader (getline into a
+ * growing buffer, line counting), and the formats differ only in how one line becomes a
+ * record. The Kafka variant reports its bad messages through the same reader_t. */
 #include "replay_io.h"
 
 #include <errno.h>
@@ -18,10 +20,13 @@
 #include "mmr_crc32c.h"
 #include "mmr_log.h"
 #include "mmr_rand.h"
+#include "replay_kafka.h"
 
 typedef struct reader {
-    FILE *f;
-    char *path;
+    FILE *f;        /* NULL for Kafka */
+    char *path;     /* the file, or the topic */
+    const char *unit; /* what is counted: "lines" or "messages" */
+    char sep;       /* between a bad record's place and number: "file:line", "topic/partition@offset" */
     char *buf; /* [cap] the current line, NUL-terminated, "\r\n" stripped */
     size_t cap;
     long lineno;
@@ -35,16 +40,26 @@ mmr_replay_io_opts_t mmr_replay_io_opts_default(void) {
     return (mmr_replay_io_opts_t){.max_bad_fraction = MMR_REPLAY_IO_MAX_BAD_DEFAULT};
 }
 
-static mmr_status_t reader_open(reader_t *r, const char *path, const mmr_replay_io_opts_t *opts,
+/* Checks opts and names the input; the file readers then open it (reader_open). */
+static mmr_status_t reader_init(reader_t *r, const char *path, const mmr_replay_io_opts_t *opts,
                                 mmr_err_t *err) {
     r->opts = opts ? *opts : mmr_replay_io_opts_default();
     r->st.sorted = 1;
+    r->unit = "lines";
+    r->sep = ':';
     if (!path || !(r->opts.max_bad_fraction >= 0 && r->opts.max_bad_fraction <= 1))
         return mmr_err_set(err, MMR_ERR_INVALID, "replay input: need a path and max_bad_fraction in [0, 1]");
     for (int m = 0; m < MMR_MODALITY_COUNT; m++)
         if (r->opts.dims[m] > MMR_EMB_DIM_MAX)
             return mmr_err_set(err, MMR_ERR_INVALID, "replay input: width %u over %d", r->opts.dims[m], MMR_EMB_DIM_MAX);
     if (!(r->path = strdup(path))) return mmr_err_set(err, MMR_ERR_NOMEM, "replay input: path");
+    return MMR_OK;
+}
+
+static mmr_status_t reader_open(reader_t *r, const char *path, const mmr_replay_io_opts_t *opts,
+                                mmr_err_t *err) {
+    mmr_status_t st = reader_init(r, path, opts, err);
+    if (st != MMR_OK) return st;
     if (!(r->f = fopen(path, "r"))) return mmr_err_set(err, MMR_ERR_IO, "open %s: %s", path, strerror(errno));
     return MMR_OK;
 }
@@ -70,21 +85,43 @@ static int reader_over_limit(const reader_t *r, double factor) {
 static int reader_fraction_fail(reader_t *r, mmr_err_t *err, const char *when) {
     long n = r->st.good + r->st.bad;
     char detail[160];
-    snprintf(detail, sizeof detail, "%ld of %ld lines bad (%.2f%%) %s the limit of %.2f%%", r->st.bad, n,
+    snprintf(detail, sizeof detail, "%ld of %ld %s bad (%.2f%%) %s the limit of %.2f%%", r->st.bad, n, r->unit,
              100.0 * (double)r->st.bad / (double)n, when, 100.0 * r->opts.max_bad_fraction);
     return reader_fail(r, err, MMR_ERR_INVALID, "%s: %s (max_bad_fraction)", detail);
 }
 
-/* Reports and counts the current line as bad. Returns 0 to go on, or a negated status when
- * the early bad-fraction check fails. */
-static int reader_bad(reader_t *r, const char *reason, mmr_err_t *err) {
+/* Reports and counts the record at where/pos ("file", line or "topic/partition", offset) as
+ * bad. Returns 0 to go on, or a negated status when the early bad-fraction check fails. */
+static int reader_bad_at(reader_t *r, const char *where, long pos, const char *reason, mmr_err_t *err) {
     r->st.bad++;
-    if (r->opts.on_bad) r->opts.on_bad(r->opts.opaque, r->path, r->lineno, reason);
-    else if (r->st.bad <= MMR_REPLAY_IO_LOG_MAX)
-        mmr_log(MMR_LOG_WARN, "replay", "%s:%ld: %s%s", r->path, r->lineno, reason,
-                r->st.bad == MMR_REPLAY_IO_LOG_MAX ? " (further bad lines are counted, not logged)" : "");
+    if (r->opts.on_bad) r->opts.on_bad(r->opts.opaque, where, pos, reason);
+    else if (r->st.bad <= MMR_REPLAY_IO_LOG_MAX) {
+        char more[64] = "";
+        if (r->st.bad == MMR_REPLAY_IO_LOG_MAX)
+            snprintf(more, sizeof more, " (further bad %s are counted, not logged)", r->unit);
+        mmr_log(MMR_LOG_WARN, "replay", "%s%c%ld: %s%s", where, r->sep, pos, reason, more);
+    }
     if (r->st.good + r->st.bad >= MMR_REPLAY_IO_EARLY_LINES && reader_over_limit(r, 2.0))
         return reader_fraction_fail(r, err, "so far: more than twice");
+    return 0;
+}
+
+/* Reports and counts the current line as bad (reader_bad_at). */
+static int reader_bad(reader_t *r, const char *reason, mmr_err_t *err) {
+    return reader_bad_at(r, r->path, r->lineno, reason, err);
+}
+
+/* 1 while the reader is reading; else its remembered end (0) or failure (a negated status,
+ * the message copied to err). */
+static int reader_state(const reader_t *r, mmr_err_t *err) {
+    if (r->state < 0 && err) *err = r->fail;
+    return r->state == 0 ? 1 : r->state == 1 ? 0 : r->state;
+}
+
+/* End of input: the end-of-input fraction check, then 0 (or its negated status). */
+static int reader_end(reader_t *r, mmr_err_t *err) {
+    if (reader_over_limit(r, 1.0)) return reader_fraction_fail(r, err, "exceeds");
+    r->state = 1;
     return 0;
 }
 
@@ -92,20 +129,15 @@ static int reader_bad(reader_t *r, const char *reason, mmr_err_t *err) {
  * (after the end-of-file fraction check), or a negated status. A line holding a NUL byte
  * is reported bad here. */
 static int reader_line(reader_t *r, size_t *len, mmr_err_t *err) {
-    if (r->state == 1) return 0;
-    if (r->state < 0) {
-        if (err) *err = r->fail;
-        return r->state;
-    }
+    int rc = reader_state(r, err);
+    if (rc != 1) return rc;
     for (;;) {
         errno = 0;
         ssize_t n = getline(&r->buf, &r->cap, r->f);
         if (n < 0) {
             if (ferror(r->f)) return reader_fail(r, err, MMR_ERR_IO, "read %s: %s", strerror(errno ? errno : EIO));
             if (errno == ENOMEM) return reader_fail(r, err, MMR_ERR_NOMEM, "read %s: %s", "line buffer");
-            if (reader_over_limit(r, 1.0)) return reader_fraction_fail(r, err, "exceeds");
-            r->state = 1;
-            return 0;
+            return reader_end(r, err);
         }
         r->lineno++;
         while (n > 0 && (r->buf[n - 1] == '\n' || r->buf[n - 1] == '\r')) r->buf[--n] = '\0';
@@ -128,6 +160,8 @@ static int reader_line(reader_t *r, size_t *len, mmr_err_t *err) {
 struct mmr_replay_io_events {
     reader_t rd;
     int64_t last_ts;
+    long returned;             /* events handed out so far */
+    mmr_replay_kafka_t *kafka; /* non-NULL: the events come from this topic range, not rd.f */
 };
 
 mmr_status_t mmr_replay_io_events_new(const char *path, const mmr_replay_io_opts_t *opts,
@@ -175,28 +209,73 @@ static const char *parse_event(char *line, mmr_replay_event_t *ev) {
     return NULL;
 }
 
-int mmr_replay_io_events_next(mmr_replay_io_events_t *r, mmr_replay_event_t *ev, mmr_err_t *err) {
+/* Verdict callback of the Kafka loader: good messages are counted as they are read (so the
+ * early bad-fraction check sees them), bad ones reported and counted like a bad line. */
+static int kafka_msg(void *opaque, const char *where, int64_t offset, const char *reason, mmr_err_t *err) {
+    mmr_replay_io_events_t *r = opaque;
+    if (reason) return reader_bad_at(&r->rd, where, (long)offset, reason, err);
+    r->rd.st.good++;
+    return 0;
+}
+
+mmr_replay_io_kafka_t mmr_replay_io_kafka_default(const char *brokers, const char *topic) {
+    return (mmr_replay_io_kafka_t){.brokers = brokers, .topic = topic, .format = MMR_INGEST_FORMAT_PROTOBUF,
+                                   .from_ms = MMR_REPLAY_KAFKA_NO_BOUND, .to_ms = MMR_REPLAY_KAFKA_NO_BOUND};
+}
+
+mmr_status_t mmr_replay_io_events_new_kafka(const mmr_replay_io_kafka_t *src, const mmr_replay_io_opts_t *opts,
+                                            mmr_replay_io_events_t **out, mmr_err_t *err) {
+    mmr_replay_io_events_t *r = calloc(1, sizeof *r);
+    if (!r) return mmr_err_set(err, MMR_ERR_NOMEM, "events reader");
+    /* the topic names the input; mmr_replay_kafka_read says what is wrong with src */
+    mmr_status_t st = reader_init(&r->rd, src && src->topic ? src->topic : "", opts, err);
+    r->rd.unit = "messages";
+    r->rd.sep = '@';
+    if (st == MMR_OK) st = mmr_replay_kafka_read(src, kafka_msg, r, &r->kafka, err);
+    if (st != MMR_OK) {
+        mmr_replay_io_events_free(r);
+        return st;
+    }
+    *out = r;
+    return MMR_OK;
+}
+
+/* The next good TSV line as an event (counted good): 1, 0 at the end, or a negated status. */
+static int tsv_next(mmr_replay_io_events_t *r, mmr_replay_event_t *ev, mmr_err_t *err) {
     size_t len;
     int rc;
     while ((rc = reader_line(&r->rd, &len, err)) == 1) {
         const char *reason = parse_event(r->rd.buf, ev);
-        if (reason) {
-            if ((rc = reader_bad(&r->rd, reason, err)) < 0) return rc;
-            continue;
+        if (!reason) {
+            ev->line = r->rd.lineno;
+            r->rd.st.good++;
+            return 1;
         }
-        mmr_replay_io_stats_t *st = &r->rd.st;
-        ev->line = r->rd.lineno;
-        if (st->good > 0 && ev->ev.ts_ms < r->last_ts && st->sorted) {
-            st->sorted = 0;
-            st->first_unsorted_line = r->rd.lineno;
-        }
-        if (st->good == 0 || ev->ev.ts_ms < st->min_ts_ms) st->min_ts_ms = ev->ev.ts_ms;
-        if (st->good == 0 || ev->ev.ts_ms > st->max_ts_ms) st->max_ts_ms = ev->ev.ts_ms;
-        r->last_ts = ev->ev.ts_ms;
-        st->good++;
-        return 1;
+        if ((rc = reader_bad(&r->rd, reason, err)) < 0) return rc;
     }
     return rc;
+}
+
+/* The next event of the Kafka range (read whole by mmr_replay_kafka_read). */
+static int kafka_next(mmr_replay_io_events_t *r, mmr_replay_event_t *ev, mmr_err_t *err) {
+    int rc = reader_state(&r->rd, err);
+    if (rc != 1) return rc;
+    return mmr_replay_kafka_next(r->kafka, ev) ? 1 : reader_end(&r->rd, err);
+}
+
+int mmr_replay_io_events_next(mmr_replay_io_events_t *r, mmr_replay_event_t *ev, mmr_err_t *err) {
+    int rc = r->kafka ? kafka_next(r, ev, err) : tsv_next(r, ev, err);
+    if (rc != 1) return rc;
+    mmr_replay_io_stats_t *st = &r->rd.st;
+    if (r->returned > 0 && ev->ev.ts_ms < r->last_ts && st->sorted) {
+        st->sorted = 0;
+        st->first_unsorted_line = ev->line;
+    }
+    if (r->returned == 0 || ev->ev.ts_ms < st->min_ts_ms) st->min_ts_ms = ev->ev.ts_ms;
+    if (r->returned == 0 || ev->ev.ts_ms > st->max_ts_ms) st->max_ts_ms = ev->ev.ts_ms;
+    r->last_ts = ev->ev.ts_ms;
+    r->returned++;
+    return 1;
 }
 
 void mmr_replay_io_events_stats(const mmr_replay_io_events_t *r, mmr_replay_io_stats_t *out) { *out = r->rd.st; }
@@ -204,6 +283,7 @@ void mmr_replay_io_events_stats(const mmr_replay_io_events_t *r, mmr_replay_io_s
 void mmr_replay_io_events_free(mmr_replay_io_events_t *r) {
     if (!r) return;
     reader_close(&r->rd);
+    mmr_replay_kafka_free(r->kafka);
     free(r);
 }
 

@@ -1,17 +1,23 @@
-/* replay_io.h — streaming readers for the offline-evaluation inputs: an events TSV file and
- * an items JSON Lines file (formats in docs/REPLAY.md), plus the built-in hashing text
- * encoder. Not the replay itself: no ordering, splitting, store or model work happens here.
+/* replay_io.h — streaming readers for the offline-evaluation inputs: an events TSV file, the
+ * same events from a Kafka topic range, and an items JSON Lines file (formats in
+ * docs/REPLAY.md), plus the built-in hashing text encoder. Not the replay itself: no
+ * splitting, store or model work happens here.
  *
- * Both readers hand out one record per call and hold one line in memory, never the file.
- * A bad line is reported as "file:line: reason" (to opts.on_bad, or else mmr_log WARN),
- * counted and skipped. Blank lines and lines starting with '#' are skipped and not counted.
+ * The file readers hand out one record per call and hold one line in memory, never the
+ * file. The Kafka reader reads its whole range into memory when it is created (it must
+ * merge the partitions by time) and then hands out one event per call.
+ * A bad line is reported as "file:line: reason", a bad message as
+ * "topic/partition@offset: reason" (to opts.on_bad, or else mmr_log WARN), counted and
+ * skipped. Blank lines and lines starting with '#' are skipped and not counted.
  *
- * Bad-fraction rule (opts.max_bad_fraction, default 0.01), with n = good + bad lines:
- *   - at end of file the read fails when bad > max_bad_fraction · n;
+ * Bad-fraction rule (opts.max_bad_fraction, default 0.01), with n = good + bad lines (or
+ * messages):
+ *   - at end of input the read fails when bad > max_bad_fraction · n;
  *   - early, once n ≥ MMR_REPLAY_IO_EARLY_LINES, it fails as soon as
  *     bad > 2 · max_bad_fraction · n (clearly over the limit: a wrong or corrupt file is
  *     refused after its first thousand lines instead of after the whole file).
- * Failing is MMR_ERR_INVALID with a message naming the file, the counts and the limit.
+ * Failing is MMR_ERR_INVALID with a message naming the file (or topic), the counts and the
+ * limit.
  *
  * Not thread-safe: one reader belongs to one thread. */
 #ifndef MMR_REPLAY_IO_H
@@ -22,12 +28,14 @@
 
 #include "mmr_err.h"
 #include "mmr_fstore.h"
+#include "mmr_ingest.h"
 
 #define MMR_REPLAY_IO_MAX_BAD_DEFAULT 0.01
 #define MMR_REPLAY_IO_EARLY_LINES 1000 /* lines read before the early bad-fraction check */
 #define MMR_REPLAY_IO_LOG_MAX 100      /* bad lines logged when no on_bad callback is set */
 
-/* Receives one bad line; file and reason are valid only during the call. */
+/* Receives one bad line; file and reason are valid only during the call. From the Kafka
+ * reader, file is "topic/partition" and line the message's offset. */
 typedef void (*mmr_replay_io_bad_fn)(void *opaque, const char *file, long line, const char *reason);
 
 typedef struct mmr_replay_io_opts {
@@ -44,10 +52,11 @@ mmr_replay_io_opts_t mmr_replay_io_opts_default(void);
 
 /* What a reader has seen so far (final once next returned 0). */
 typedef struct mmr_replay_io_stats {
-    long good;               /* records returned */
+    long good;               /* records returned (Kafka: decoded when the reader was created) */
     long bad;                /* lines skipped as bad */
     long skipped;            /* blank and '#' lines */
-    int sorted;              /* events: 1 while every ts_ms ≥ the previous good one */
+    int sorted;              /* events: 1 while every ts_ms ≥ the previous good one (always
+                              * 1 from Kafka: the reader merges by time) */
     long first_unsorted_line;/* events: first line whose ts_ms went backwards, 0 if none */
     int64_t min_ts_ms, max_ts_ms; /* events: over good lines (0 when none) */
 } mmr_replay_io_stats_t;
@@ -61,7 +70,8 @@ typedef struct mmr_replay_io_stats {
 typedef struct mmr_replay_event {
     mmr_event_t ev;         /* event_id is NULL; user_id, item_id 1..MMR_ID_MAX bytes */
     const char *request_id; /* "" when absent */
-    long line;              /* 1-based line number in the file */
+    long line;              /* 1-based line number in the file; from Kafka, the 1-based
+                             * position in the merged stream */
 } mmr_replay_event_t;
 
 typedef struct mmr_replay_io_events mmr_replay_io_events_t;
@@ -71,14 +81,54 @@ typedef struct mmr_replay_io_events mmr_replay_io_events_t;
 mmr_status_t mmr_replay_io_events_new(const char *path, const mmr_replay_io_opts_t *opts,
                                       mmr_replay_io_events_t **out, mmr_err_t *err);
 /* Reads the next good event into *ev, in file order (equal timestamps keep file order; the
- * reader does not sort: stats.sorted tells the caller whether it must). Returns 1 with *ev
+ * file reader does not sort: stats.sorted tells the caller whether it must; the Kafka reader
+ * gives (ts_ms, partition, offset) order). Returns 1 with *ev
  * filled, 0 at end of file (the end-of-file bad-fraction check passed), or a negated status:
  * -MMR_ERR_INVALID (bad-fraction rule, message in err), -MMR_ERR_IO (read error), -MMR_ERR_NOMEM.
  * After 0 or an error, further calls return the same value. */
 int mmr_replay_io_events_next(mmr_replay_io_events_t *r, mmr_replay_event_t *ev, mmr_err_t *err);
 void mmr_replay_io_events_stats(const mmr_replay_io_events_t *r, mmr_replay_io_stats_t *out);
-/* Closes the file. NULL is a no-op. */
+/* Closes the file, or frees the events read from Kafka. NULL is a no-op. */
 void mmr_replay_io_events_free(mmr_replay_io_events_t *r);
+
+/* --- events from a Kafka topic range (replay_kafka.c) --------------------------------- */
+
+#define MMR_REPLAY_KAFKA_TIMEOUT_MS 10000     /* default mmr_replay_io_kafka_t.timeout_ms */
+#define MMR_REPLAY_KAFKA_MAX_FUTURE_MS 3600000 /* mmrecd's default mmr_ingest_conf_t.max_future_ms */
+#define MMR_REPLAY_KAFKA_NO_BOUND (-1)         /* from_ms / to_ms: no bound */
+
+/* A topic range. Messages are what mmrecd ingests (mmr_decode.h: mmrec.v1.Event or JSON),
+ * decoded and validated by the same decoder with now_ms = the message's timestamp (its
+ * ingestion time, so a replay judges a message as mmrecd did when it arrived; a message
+ * with no timestamp gets the reader's start time) and max_future_ms =
+ * MMR_REPLAY_KAFKA_MAX_FUTURE_MS. event_id is read but not used: no dedup.
+ * The range is [from_ms, to_ms) on the Kafka message timestamp (CreateTime as the producer
+ * set it, or LogAppendTime), resolved to offsets once per partition with
+ * rd_kafka_offsets_for_times; no bound = the low watermark / the high watermark read when
+ * the reader is created, so a live topic still gives a bounded range. */
+typedef struct mmr_replay_io_kafka {
+    const char *brokers;         /* bootstrap.servers, required */
+    const char *topic;           /* required */
+    mmr_ingest_format_t format;  /* as mmrecd's ingest.format */
+    int64_t from_ms, to_ms;      /* ≥ 0, or MMR_REPLAY_KAFKA_NO_BOUND; from_ms < to_ms */
+    int timeout_ms;              /* each broker request, and the longest wait for the next
+                                  * message while reading; 0 = MMR_REPLAY_KAFKA_TIMEOUT_MS */
+} mmr_replay_io_kafka_t;
+
+/* The topic's whole range, protobuf, default timeout. brokers and topic are borrowed. */
+mmr_replay_io_kafka_t mmr_replay_io_kafka_default(const char *brokers, const char *topic);
+
+/* Connects as a plain consumer (rd_kafka_assign: no group membership, no commits, so no
+ * group's offsets ever move), resolves the range, reads it and closes the consumer; the
+ * events are then held in memory (about 56 bytes + the ids' lengths each) until
+ * mmr_replay_io_events_free. src is borrowed during the call; opts (NULL = defaults;
+ * dims unused) is copied. On MMR_OK *out is owned by the caller; next/stats/free as for a
+ * file. Errors: MMR_ERR_INVALID (bad src or opts, the bad-fraction rule's early check),
+ * MMR_ERR_NOT_FOUND (no such topic), MMR_ERR_KAFKA (the broker cannot be reached or
+ * answers with an error within timeout_ms, a message cannot be read), MMR_ERR_TIMEOUT (the
+ * topic stopped delivering before the end of the range), MMR_ERR_NOMEM. */
+mmr_status_t mmr_replay_io_events_new_kafka(const mmr_replay_io_kafka_t *src, const mmr_replay_io_opts_t *opts,
+                                            mmr_replay_io_events_t **out, mmr_err_t *err);
 
 /* --- items JSON Lines ------------------------------------------------------------------ */
 

@@ -1,4 +1,5 @@
-/* kconf.h — librdkafka configuration shared by streaming's clients (private to streaming/):
+/* kconf.h — librdkafka configuration shared by the engine's Kafka clients (streaming/ and
+ * the replay reader in src/replay_kafka.c):
  * log and error callbacks routed into mmr_log, and property setting with messages that
  * name the key but never the value (values may be secrets). */
 #ifndef MMR_KCONF_H

@@ -1,6 +1,7 @@
 /* test_replay_io.c — the replay input readers: events TSV and items JSON Lines on small
  * files written here (good lines, every kind of bad line, the bad-fraction rule at end of
- * file and early), and the hashing text encoder. */
+ * file and early), the Kafka reader's checks of its source before it connects (reading a
+ * topic is tests/integration/test_replay_kafka.c), and the hashing text encoder. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -175,6 +176,27 @@ static double cosine(const float *a, const float *b, uint32_t d) {
     return s; /* both are unit vectors */
 }
 
+/* A bad Kafka source is refused before any connection (no broker needed). */
+static void test_kafka_src(void) {
+    mmr_replay_io_kafka_t k[6];
+    for (int i = 0; i < 6; i++) k[i] = mmr_replay_io_kafka_default("127.0.0.1:1", "mmrec.events");
+    k[0].brokers = "";
+    k[1].topic = NULL;
+    k[2].format = (mmr_ingest_format_t)7;
+    k[3].from_ms = -5;
+    k[4].from_ms = k[4].to_ms = 1000; /* [from, to) would be empty */
+    k[5].timeout_ms = -1;
+    static const char *const want[] = {"brokers and a topic", "brokers and a topic", "format", ">= 0",
+                                       "must be before", "timeout"};
+    for (int i = 0; i < 6; i++) {
+        mmr_replay_io_events_t *r = NULL;
+        mmr_err_t err = {0};
+        CHECK_MSG(mmr_replay_io_events_new_kafka(&k[i], NULL, &r, &err) == MMR_ERR_INVALID && !r &&
+                      strstr(err.msg, want[i]), "case %d: %s", i, err.msg);
+    }
+    printf("ok kafka source: 6 bad sources refused before connecting\n");
+}
+
 static void test_text_encoder(void) {
     enum { D = 256 };
     float a[D], b[D], c[D], e[D];
@@ -289,6 +311,7 @@ int main(void) {
     CHECK(mkdtemp(dir));
     test_events();
     test_fraction();
+    test_kafka_src();
     test_text_encoder();
     test_items();
     static const char *const names[] = {"events.tsv", "f1.tsv", "f2.tsv", "f3.tsv", "f4.tsv", "f5.tsv",
