@@ -49,6 +49,7 @@ typedef struct mmr_trainerd_stats {
     uint64_t version;         /* last published */
     int64_t fresh_oldest_ms;  /* last publish: now - oldest event ts it learned from */
     int64_t fresh_newest_ms;  /* last publish: now - newest event ts it learned from */
+    int64_t publish_ms;       /* last publish: snapshot, model file, item index, swap */
     uint64_t fresh_hist[MMR_TRAINERD_FRESH_BUCKETS]; /* examples per bucket (not cumulative) */
     double fresh_sum_ms;      /* over all examples counted in fresh_hist */
 } mmr_trainerd_stats_t;

@@ -192,6 +192,7 @@ static void render_metrics(void *opaque, FILE *out) {
         put(out, "gauge", "mmrec_trainer_published_version", (double)t.version);
         put(out, "gauge", "mmrec_trainer_freshness_oldest_ms", (double)t.fresh_oldest_ms);
         put(out, "gauge", "mmrec_trainer_freshness_newest_ms", (double)t.fresh_newest_ms);
+        put(out, "gauge", "mmrec_trainer_publish_ms", (double)t.publish_ms);
         fprintf(out, "# TYPE mmrec_trainer_freshness_ms histogram\n");
         put_histogram(out, "mmrec_trainer_freshness_ms", "", mmr_trainerd_fresh_le, t.fresh_hist,
                       MMR_TRAINERD_FRESH_BUCKETS, t.fresh_sum_ms);

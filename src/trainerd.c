@@ -93,6 +93,7 @@ static void publish(mmr_trainerd_t *td) {
     mmr_trainer_stats_t ts;
     mmr_trainer_get_stats(td->tr, &ts);
     uint64_t version = 0;
+    int64_t t0 = mmr_now_ms();
     mmr_status_t st = mmr_trainer_snapshot(td->tr, &snap, &err);
     if (st == MMR_OK) st = mmr_registry_publish(td->reg, snap, ts.examples, &version, &err);
     int64_t now = mmr_now_ms();
@@ -102,6 +103,7 @@ static void publish(mmr_trainerd_t *td) {
         td->st.version = version;
         td->st.fresh_oldest_ms = now - td->oldest_ts;
         td->st.fresh_newest_ms = now - td->newest_ts;
+        td->st.publish_ms = now - t0;
         for (uint64_t i = 0; i < td->since_publish && i < td->pending_cap; i++) {
             if (td->pending_ts[i] == INT64_MIN) continue; /* an impression's negative */
             double ms = (double)(now - td->pending_ts[i]);
@@ -123,7 +125,7 @@ static void publish(mmr_trainerd_t *td) {
         pool_add_catalog(td, version);
     }
     td->since_publish = 0;
-    td->last_publish_ms = mmr_now_ms();
+    td->last_publish_ms = t0; /* a cadence: the interval counts from the start of a publish */
 }
 
 static void checkpoint(mmr_trainerd_t *td) {
