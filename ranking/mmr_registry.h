@@ -37,8 +37,9 @@
  *
  * Experiments: "name=arm:version:weight,arm:version:weight[;name2=...]". A user is assigned
  * arm by CRC32C(user_id) % total weight (sticky). Per arm: impressions (items served, counted
- * by the ranker) and clicks (counted by the daemon's joiner through
- * mmr_registry_count_click); CTR = clicks / impressions. */
+ * by the ranker), and the training examples the arm's rankings produced and how many were
+ * positive (clicks), counted by the daemon's trainer through mmr_registry_count_example;
+ * CTR = clicks / impressions. */
 #ifndef MMR_REGISTRY_H
 #define MMR_REGISTRY_H
 
@@ -133,13 +134,14 @@ mmr_status_t mmr_registry_assign(mmr_registry_t *r, const char *experiment, cons
 /* Counts n items served by arm / one click on an item served by arm. arm_tag is the
  * impression's experiment_arm, "<experiment>/<arm>"; unknown tags are ignored. */
 void mmr_registry_count_impressions(mmr_registry_t *r, const char *arm_tag, uint64_t n);
-void mmr_registry_count_click(mmr_registry_t *r, const char *arm_tag);
+/* One training example tagged with arm_tag ("experiment/arm"; unknown tags are ignored). */
+void mmr_registry_count_example(mmr_registry_t *r, const char *arm_tag, int positive);
 
 typedef struct mmr_registry_arm_stats {
     char experiment[64], arm[64];
     uint64_t version;
     uint32_t weight;
-    uint64_t impressions, clicks;
+    uint64_t impressions, clicks, examples;
 } mmr_registry_arm_stats_t;
 /* Counters of every arm of the current experiments into out (up to cap); returns the
  * number of arms (may exceed cap). */

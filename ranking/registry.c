@@ -39,7 +39,7 @@ typedef struct arm {
     char name[NAME_MAX_LEN + 1];
     uint64_t version;
     uint32_t weight;
-    atomic_uint_fast64_t impressions, clicks;
+    atomic_uint_fast64_t impressions, clicks, examples;
 } arm_t;
 
 typedef struct experiment {
@@ -701,9 +701,11 @@ void mmr_registry_count_impressions(mmr_registry_t *r, const char *arm_tag, uint
     if (a) atomic_fetch_add(&a->impressions, n);
 }
 
-void mmr_registry_count_click(mmr_registry_t *r, const char *arm_tag) {
+void mmr_registry_count_example(mmr_registry_t *r, const char *arm_tag, int positive) {
     arm_t *a = find_arm(r, arm_tag);
-    if (a) atomic_fetch_add(&a->clicks, 1);
+    if (!a) return;
+    atomic_fetch_add(&a->examples, 1);
+    if (positive) atomic_fetch_add(&a->clicks, 1);
 }
 
 size_t mmr_registry_experiment_stats(mmr_registry_t *r, mmr_registry_arm_stats_t *out, size_t cap) {
@@ -720,6 +722,7 @@ size_t mmr_registry_experiment_stats(mmr_registry_t *r, mmr_registry_arm_stats_t
             s->weight = x->weight;
             s->impressions = atomic_load(&x->impressions);
             s->clicks = atomic_load(&x->clicks);
+            s->examples = atomic_load(&x->examples);
         }
     return n;
 }

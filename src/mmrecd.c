@@ -165,11 +165,12 @@ static void render_metrics(void *opaque, FILE *out) {
         mmr_registry_arm_stats_t arms[MMR_REGISTRY_MAX_ARMS * 4];
         size_t n = mmr_registry_experiment_stats(d->reg, arms, sizeof arms / sizeof arms[0]);
         if (n > sizeof arms / sizeof arms[0]) n = sizeof arms / sizeof arms[0];
-        static const char *const arm_metric[] = {"impressions", "clicks", "ctr"};
-        for (int k = 0; k < 3 && n; k++) {
-            fprintf(out, "# TYPE mmrec_experiment_%s %s\n", arm_metric[k], k < 2 ? "counter" : "gauge");
+        static const char *const arm_metric[] = {"impressions", "clicks", "examples", "ctr"};
+        for (int k = 0; k < 4 && n; k++) {
+            fprintf(out, "# TYPE mmrec_experiment_%s %s\n", arm_metric[k], k < 3 ? "counter" : "gauge");
             for (size_t i = 0; i < n; i++) {
                 double v = k == 0 ? (double)arms[i].impressions : k == 1 ? (double)arms[i].clicks
+                         : k == 2 ? (double)arms[i].examples
                          : arms[i].impressions ? (double)arms[i].clicks / (double)arms[i].impressions : 0;
                 fprintf(out, "mmrec_experiment_%s{experiment=\"%s\",arm=\"%s\",version=\"%llu\"} %.17g\n",
                         arm_metric[k], arms[i].experiment, arms[i].arm,

@@ -45,7 +45,7 @@ struct mmr_trainerd {
 /* Joiner emit: one labelled pair → example → trainer. */
 static void on_joined(void *opaque, const mmr_joined_t *j) {
     mmr_trainerd_t *td = opaque;
-    if (j->label > 0.5f && *j->arm) mmr_registry_count_click(td->reg, j->arm);
+    if (*j->arm) mmr_registry_count_example(td->reg, j->arm, j->label > 0.5f);
     mmr_example_t ex;
     mmr_err_t err = {0};
     mmr_status_t st = mmr_exbuild_make(td->xb, j, &ex, &err);

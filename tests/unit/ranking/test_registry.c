@@ -198,12 +198,14 @@ int main(void) {
     CHECK_OK(mmr_registry_acquire(r, 16, &ref, &err), &err); /* arm versions are loaded */
     mmr_registry_release(r, &ref);
     mmr_registry_count_impressions(r, "exp1/treat", 10);
-    mmr_registry_count_click(r, "exp1/treat");
-    mmr_registry_count_click(r, "exp1/nosuch");
-    mmr_registry_count_click(r, NULL);
+    mmr_registry_count_example(r, "exp1/treat", 1);
+    mmr_registry_count_example(r, "exp1/treat", 0);
+    mmr_registry_count_example(r, "exp1/nosuch", 1);
+    mmr_registry_count_example(r, NULL, 1);
     mmr_registry_arm_stats_t as[4];
     CHECK(mmr_registry_experiment_stats(r, as, 4) == 3);
-    CHECK(!strcmp(as[1].arm, "treat") && as[1].impressions == 10 && as[1].clicks == 1 && as[0].clicks == 0);
+    CHECK(!strcmp(as[1].arm, "treat") && as[1].impressions == 10 && as[1].clicks == 1 && as[1].examples == 2 &&
+          as[0].clicks == 0 && as[0].examples == 0);
     printf("ok experiments: sticky split %d/10000 control, counters, bad specs refused\n", control);
 
     mmr_registry_free(r);
