@@ -180,15 +180,29 @@ static void batch_reset(mmr_ingest_t *ing) {
         }
 }
 
-static void commit_kafka(mmr_ingest_t *ing) {
+static void commit_failed(mmr_ingest_t *ing, rd_kafka_resp_err_t e) {
+    COUNT(ing, commit_errors, 1);
+    mmr_log(MMR_LOG_WARN, LOG_MOD, "Kafka commit failed (the store holds the offsets): %s",
+            rd_kafka_err2str(e));
+}
+
+/* Outcome of an asynchronous commit, delivered inside rd_kafka_consumer_poll. */
+static void on_commit(rd_kafka_t *rk, rd_kafka_resp_err_t e, rd_kafka_topic_partition_list_t *l,
+                      void *opaque) {
+    for (int i = 0; !e && l && i < l->cnt; i++) e = l->elems[i].err;
+    if (e && e != RD_KAFKA_RESP_ERR__NO_OFFSET) commit_failed(opaque, e);
+}
+
+/* The store already holds the offsets (the truth on assignment), so the Kafka commit only
+ * keeps the group's view (lag tools, other readers) current: asynchronous while running,
+ * which keeps a broker round trip per batch off the ingestion path (about a fifth of its
+ * time at 150k events/s); synchronous when partitions are revoked or the consumer closes,
+ * so the group's offsets equal the store's when ownership changes. */
+static void commit_kafka(mmr_ingest_t *ing, bool sync) {
     rd_kafka_topic_partition_list_t *l = batch_partitions(ing, false);
-    rd_kafka_resp_err_t e = rd_kafka_commit(ing->consumer, l, 0 /* sync */);
-    for (int i = 0; !e && i < l->cnt; i++) e = l->elems[i].err;
-    if (e) {
-        COUNT(ing, commit_errors, 1);
-        mmr_log(MMR_LOG_WARN, LOG_MOD, "Kafka commit failed (the store holds the offsets): %s",
-                rd_kafka_err2str(e));
-    }
+    rd_kafka_resp_err_t e = rd_kafka_commit(ing->consumer, l, !sync);
+    for (int i = 0; sync && !e && i < l->cnt; i++) e = l->elems[i].err;
+    if (e) commit_failed(ing, e);
     rd_kafka_topic_partition_list_destroy(l);
 }
 
@@ -262,7 +276,7 @@ static void batch_flush(mmr_ingest_t *ing, bool rewind) {
         }
     }
     if (ok) {
-        commit_kafka(ing);
+        commit_kafka(ing, !rewind); /* rewind: the running loop; else revoke or close */
         ing->backoff_ms = BACKOFF_MIN_MS;
     } else if (rewind) {
         rewind_partitions(ing);
@@ -500,8 +514,12 @@ static rd_kafka_t *client_new(mmr_ingest_t *ing, const mmr_ingest_conf_t *conf,
     rd_kafka_conf_t *c = rd_kafka_conf_new();
     rd_kafka_conf_set_opaque(c, ing);
     mmr_kconf_callbacks(c);
-    if (cons) rd_kafka_conf_set_rebalance_cb(c, on_rebalance);
-    else rd_kafka_conf_set_dr_msg_cb(c, on_dlq_delivery);
+    if (cons) {
+        rd_kafka_conf_set_rebalance_cb(c, on_rebalance);
+        rd_kafka_conf_set_offset_commit_cb(c, on_commit);
+    } else {
+        rd_kafka_conf_set_dr_msg_cb(c, on_dlq_delivery);
+    }
     /* defaults, then the caller's properties, then what the exactly-once design needs */
     if ((*st = mmr_kconf_set(c, "bootstrap.servers", conf->brokers, err)) ||
         (*st = mmr_kconf_set(c, "client.id", cons ? "mmrec-ingest" : "mmrec-ingest-dlq", err)) ||
