@@ -1,9 +1,11 @@
 /* mmr_trainerd.h — the online trainer inside mmrecd: one thread that reads the trainer's
- * Kafka feed, joins labels, builds examples from the feature store, trains the towers and
- * publishes model versions into the registry (hot swap), with periodic checkpoints.
+ * Kafka feed, joins labels, builds examples from the feature store and trains the towers,
+ * and one that publishes model versions into the registry (hot swap), with periodic
+ * checkpoints.
  *
  *   feed (mmr_trainfeed) → joiner (mmr_joiner) → example (mmr_exbuild) → mmr_trainer_add
- *   every publish_interval_ms (or publish_examples new examples): snapshot → registry publish
+ *   every publish_interval_ms (or publish_examples new examples): snapshot → publisher
+ *   thread → registry publish, while training goes on
  *   every checkpoint_interval_ms and on stop: weights + optimizer + Kafka offsets → file
  *
  * On start a checkpoint at checkpoint_path is resumed (weights, optimizer state and the

@@ -1,4 +1,4 @@
-/* trainerd.c — the trainer thread of mmrecd (see mmr_trainerd.h). */
+/* trainerd.c — the trainer and publisher threads of mmrecd (see mmr_trainerd.h). */
 #include "mmr_trainerd.h"
 
 #include <errno.h>
@@ -20,6 +20,16 @@
 const double mmr_trainerd_fresh_le[MMR_TRAINERD_FRESH_BUCKETS - 1] = {
     50, 100, 200, 300, 500, 750, 1000, 1500, 2000, 3000, 5000, 10000, 30000, 60000, 300000};
 
+/* A snapshot on its way to the registry, with the event times (INT64_MIN: not counted for
+ * freshness) of the examples it learned from. */
+typedef struct pub_job {
+    mmr_tower_t *snap; /* NULL: no job */
+    uint64_t examples;
+    int64_t *ts;
+    size_t n;
+    int64_t oldest, newest, t0;
+} pub_job_t;
+
 struct mmr_trainerd {
     mmr_trainerd_conf_t conf;
     char *checkpoint_path;
@@ -29,8 +39,14 @@ struct mmr_trainerd {
     mmr_joiner_t *joiner;
     mmr_exbuild_t *xb;
     mmr_trainfeed_t *feed;
-    pthread_t thread;
+    pthread_t thread, pub_thread;
     atomic_bool stop;
+    /* the publisher thread (see hand_over); guarded by pub_mu */
+    pthread_mutex_t pub_mu;
+    pthread_cond_t pub_cv;
+    pub_job_t job;
+    bool pub_busy, pub_quit, pub_started;
+    uint64_t pub_done; /* version published since the trainer thread last looked; 0: none */
     /* trainer thread only */
     uint64_t since_publish;              /* examples added since the last publish */
     int64_t oldest_ts, newest_ts;        /* event times of those examples */
@@ -87,26 +103,29 @@ static void pool_add_catalog(mmr_trainerd_t *td, uint64_t version) {
     mmr_registry_release(td->reg, &ref);
 }
 
-static void publish(mmr_trainerd_t *td) {
+/* Publishing is split in two so that training never stops for it. The trainer thread
+ * takes a snapshot of the weights (a copy) and hands it over with the event times of what
+ * it learned (hand_over); the publisher thread writes the model file, builds the item
+ * index and swaps the version in (publish_job: hundreds of ms for a large model). Only one
+ * snapshot is in hand at a time: a publish that falls due while one is running waits for
+ * the next round, so a slow disk lowers the publish rate instead of piling up snapshots.
+ * Afterwards the trainer thread takes the published version's catalog into its negative
+ * pool and drops its cached items (after_publish): those are its own. */
+static void publish_job(mmr_trainerd_t *td, pub_job_t *job) {
     mmr_err_t err = {0};
-    mmr_tower_t *snap = NULL;
-    mmr_trainer_stats_t ts;
-    mmr_trainer_get_stats(td->tr, &ts);
     uint64_t version = 0;
-    int64_t t0 = mmr_now_ms();
-    mmr_status_t st = mmr_trainer_snapshot(td->tr, &snap, &err);
-    if (st == MMR_OK) st = mmr_registry_publish(td->reg, snap, ts.examples, &version, &err);
+    mmr_status_t st = mmr_registry_publish(td->reg, job->snap, job->examples, &version, &err);
     int64_t now = mmr_now_ms();
     pthread_mutex_lock(&td->mu);
     if (st == MMR_OK) {
         td->st.publishes++;
         td->st.version = version;
-        td->st.fresh_oldest_ms = now - td->oldest_ts;
-        td->st.fresh_newest_ms = now - td->newest_ts;
-        td->st.publish_ms = now - t0;
-        for (uint64_t i = 0; i < td->since_publish && i < td->pending_cap; i++) {
-            if (td->pending_ts[i] == INT64_MIN) continue; /* an impression's negative */
-            double ms = (double)(now - td->pending_ts[i]);
+        td->st.fresh_oldest_ms = now - job->oldest;
+        td->st.fresh_newest_ms = now - job->newest;
+        td->st.publish_ms = now - job->t0;
+        for (size_t i = 0; i < job->n; i++) {
+            if (job->ts[i] == INT64_MIN) continue; /* an impression's negative */
+            double ms = (double)(now - job->ts[i]);
             int b = 0;
             while (b < MMR_TRAINERD_FRESH_BUCKETS - 1 && ms > mmr_trainerd_fresh_le[b]) b++;
             td->st.fresh_hist[b]++;
@@ -116,16 +135,75 @@ static void publish(mmr_trainerd_t *td) {
         td->st.publish_errors++;
     }
     pthread_mutex_unlock(&td->mu);
-    if (st != MMR_OK) {
+    if (st != MMR_OK)
         mmr_log(MMR_LOG_ERROR, LOG_MOD, "publish failed: %s", err.msg);
-    } else {
-        mmr_log(MMR_LOG_DEBUG, LOG_MOD, "published version %llu (%llu examples, loss %.4f)",
-                (unsigned long long)version, (unsigned long long)ts.examples, ts.loss_ewma);
-        mmr_exbuild_invalidate(td->xb); /* catalog changes reach the next examples */
-        pool_add_catalog(td, version);
+    else
+        mmr_log(MMR_LOG_DEBUG, LOG_MOD, "published version %llu (%llu examples) in %lld ms",
+                (unsigned long long)version, (unsigned long long)job->examples, (long long)(now - job->t0));
+    free(job->ts);
+    pthread_mutex_lock(&td->pub_mu);
+    if (st == MMR_OK) td->pub_done = version;
+    pthread_mutex_unlock(&td->pub_mu);
+}
+
+static void *publisher_main(void *arg) {
+    mmr_trainerd_t *td = arg;
+    pthread_mutex_lock(&td->pub_mu);
+    for (;;) {
+        while (!td->job.snap && !td->pub_quit) pthread_cond_wait(&td->pub_cv, &td->pub_mu);
+        if (!td->job.snap) break; /* quit, nothing left to publish */
+        pub_job_t job = td->job;
+        td->job = (pub_job_t){0};
+        td->pub_busy = true;
+        pthread_mutex_unlock(&td->pub_mu);
+        publish_job(td, &job);
+        pthread_mutex_lock(&td->pub_mu);
+        td->pub_busy = false;
+        pthread_cond_broadcast(&td->pub_cv);
     }
+    pthread_mutex_unlock(&td->pub_mu);
+    return NULL;
+}
+
+/* Trainer thread: snapshot and hand over, unless a publish is still running (then wait
+ * for it when `wait`, else try again next round). */
+static void hand_over(mmr_trainerd_t *td, bool wait) {
+    pthread_mutex_lock(&td->pub_mu);
+    while (wait && (td->job.snap || td->pub_busy)) pthread_cond_wait(&td->pub_cv, &td->pub_mu);
+    bool idle = !td->job.snap && !td->pub_busy;
+    pthread_mutex_unlock(&td->pub_mu);
+    if (!idle) return;
+    mmr_err_t err = {0};
+    mmr_trainer_stats_t ts;
+    mmr_trainer_get_stats(td->tr, &ts);
+    pub_job_t job = {.examples = ts.examples, .ts = td->pending_ts,
+                     .n = td->since_publish < td->pending_cap ? td->since_publish : td->pending_cap,
+                     .oldest = td->oldest_ts, .newest = td->newest_ts, .t0 = mmr_now_ms()};
+    td->last_publish_ms = job.t0; /* a cadence: the interval counts from the snapshot */
+    if (mmr_trainer_snapshot(td->tr, &job.snap, &err) != MMR_OK) {
+        pthread_mutex_lock(&td->mu);
+        td->st.publish_errors++;
+        pthread_mutex_unlock(&td->mu);
+        mmr_log(MMR_LOG_ERROR, LOG_MOD, "publish failed: %s", err.msg);
+        return; /* the examples stay pending for the next round */
+    }
+    td->pending_ts = NULL; /* now the job's */
+    td->pending_cap = 0;
     td->since_publish = 0;
-    td->last_publish_ms = t0; /* a cadence: the interval counts from the start of a publish */
+    pthread_mutex_lock(&td->pub_mu);
+    td->job = job;
+    pthread_cond_broadcast(&td->pub_cv);
+    pthread_mutex_unlock(&td->pub_mu);
+}
+
+static void after_publish(mmr_trainerd_t *td) {
+    pthread_mutex_lock(&td->pub_mu);
+    uint64_t v = td->pub_done;
+    td->pub_done = 0;
+    pthread_mutex_unlock(&td->pub_mu);
+    if (!v) return;
+    mmr_exbuild_invalidate(td->xb); /* catalog changes reach the next examples */
+    pool_add_catalog(td, v);
 }
 
 static void checkpoint(mmr_trainerd_t *td) {
@@ -154,19 +232,29 @@ static void *trainer_main(void *arg) {
         int64_t now = mmr_now_ms();
         if (td->since_publish && (now - td->last_publish_ms >= td->conf.publish_interval_ms ||
                                   (td->conf.publish_examples && td->since_publish >= td->conf.publish_examples)))
-            publish(td);
+            hand_over(td, false);
+        after_publish(td);
         if (now - td->last_checkpoint_ms >= td->conf.checkpoint_interval_ms) checkpoint(td);
         pthread_mutex_lock(&td->mu);
         mmr_trainer_get_stats(td->tr, &td->st.trainer);
         mmr_joiner_get_stats(td->joiner, &td->st.join);
         pthread_mutex_unlock(&td->mu);
     }
-    if (td->since_publish) publish(td);
+    if (td->since_publish) hand_over(td, true); /* the publisher finishes it before it quits */
     checkpoint(td);
     return NULL;
 }
 
 static void trainerd_free(mmr_trainerd_t *td) {
+    if (td->pub_started) {
+        pthread_mutex_lock(&td->pub_mu);
+        td->pub_quit = true;
+        pthread_cond_broadcast(&td->pub_cv);
+        pthread_mutex_unlock(&td->pub_mu);
+        pthread_join(td->pub_thread, NULL);
+    }
+    pthread_cond_destroy(&td->pub_cv);
+    pthread_mutex_destroy(&td->pub_mu);
     mmr_trainfeed_free(td->feed);
     mmr_exbuild_free(td->xb);
     mmr_joiner_free(td->joiner);
@@ -186,6 +274,8 @@ mmr_status_t mmr_trainerd_start(const mmr_trainerd_conf_t *conf, mmr_fstore_t *f
     mmr_trainerd_t *td = calloc(1, sizeof *td);
     if (!td) return mmr_err_set(err, MMR_ERR_NOMEM, "out of memory");
     pthread_mutex_init(&td->mu, NULL);
+    pthread_mutex_init(&td->pub_mu, NULL);
+    pthread_cond_init(&td->pub_cv, NULL);
     td->conf = *conf;
     td->fs = fs;
     td->reg = reg;
@@ -216,6 +306,12 @@ mmr_status_t mmr_trainerd_start(const mmr_trainerd_conf_t *conf, mmr_fstore_t *f
     if (st == MMR_OK) pool_add_catalog(td, 0);
     if (st == MMR_OK) st = mmr_trainfeed_start(td->feed, err);
     if (st == MMR_OK) mmr_trainer_get_stats(td->tr, &td->st.trainer); /* resumed counters at once */
+    if (st == MMR_OK) {
+        if (pthread_create(&td->pub_thread, NULL, publisher_main, td) != 0)
+            st = mmr_err_set(err, MMR_ERR_INTERNAL, "trainer: cannot create the publisher thread");
+        else
+            td->pub_started = true;
+    }
     if (st == MMR_OK && pthread_create(&td->thread, NULL, trainer_main, td) != 0)
         st = mmr_err_set(err, MMR_ERR_INTERNAL, "trainer: cannot create its thread");
     if (st != MMR_OK) {
