@@ -172,7 +172,8 @@ static mmr_status_t open_opts_build(mmr_fstore_t *fs, const mmr_fstore_opts_t *o
      * built with assertions) and abort the process. Only fatal messages are logged by
      * default; rocksdb.info_log_level=INFO_LEVEL brings the rest back (with that risk). */
     rocksdb_options_set_info_log_level(db, 4 /* FATAL_LEVEL */);
-    /* Single writer (mmr_fstore_batch); the hash memtables below need it off. */
+    /* The hash memtables below need concurrent memtable writes off; RocksDB then
+     * serialises the inserts of concurrent writers (batches, meta writes) itself. */
     rocksdb_options_set_allow_concurrent_memtable_write(db, 0);
     rocksdb_options_set_compression(db, compression);
     /* All memtables together stay under 256 MiB (the largest is flushed first); without a
@@ -215,7 +216,9 @@ static mmr_status_t open_opts_build(mmr_fstore_t *fs, const mmr_fstore_opts_t *o
          * a hash of skiplists (the whole key as its prefix) turns each memtable insert
          * and lookup from a search through one big skiplist into a bucket lookup. The
          * sorted skiplist was 40% of ingestion's CPU; the raw write rate doubled
-         * (bench_ingest: 95k -> 200k events/s). Items stay sorted: iter_items walks them. */
+         * (bench_ingest: 95k -> 200k events/s). Items stay sorted: iter_items walks them.
+         * An iterator over these three would need total_order_seek (the whole key is the
+         * prefix, so a prefix-mode iterator sees one key). */
         if (i == FS_CF_DEDUP || i == FS_CF_USERS || i == FS_CF_STATS) {
             rocksdb_options_set_prefix_extractor(c, rocksdb_slicetransform_create_noop());
             size_t buckets = rocksdb_options_get_write_buffer_size(c) / 256; /* 3% of it */

@@ -6,12 +6,14 @@
  * gets a second chance). Ids are copied (malloc) into their entries.
  *
  * Exactness: the store's single writer keeps cached entries equal to what RocksDB would
- * return. It makes the write epoch odd, writes the WriteBatch, applies the batch's stats
+ * return (up to float rounding of the decayed popularity: RocksDB may group the merge
+ * operands differently). It makes the write epoch odd, writes the WriteBatch, applies the batch's stats
  * deltas and item records to the entries that are cached, and makes the epoch even again.
  * A reader fills an entry from RocksDB only when the epoch it saw before its reads was
  * even and is unchanged when it takes the shard lock to fill: then no write began before
  * the fill, so the value read predates every delta the writer will apply later. Fills that
- * overlap a write are skipped (the next miss retries).
+ * overlap a write are skipped (the next miss retries). Ids that are neither in the catalog
+ * nor in the stats are not cached, so made-up candidate ids cannot push hot items out.
  *
  * Writes by another process cannot happen: RocksDB locks the database to one process. */
 #include <pthread.h>
@@ -53,11 +55,12 @@ static uint32_t bucket_of(const shard_t *s, uint64_t h) { return (uint32_t)(h >>
 mmr_fstore_cache_t *mmr_fstore_cache_new(size_t capacity) {
     mmr_fstore_cache_t *c = calloc(1, sizeof *c);
     if (!c) return NULL;
+    if (capacity > ((size_t)1 << 32)) capacity = (size_t)1 << 32; /* ids fit uint32 */
     uint32_t per = (uint32_t)((capacity + FS_CACHE_SHARDS - 1) / FS_CACHE_SHARDS);
     if (per < 4) per = 4;
+    for (int i = 0; i < FS_CACHE_SHARDS; i++) pthread_mutex_init(&c->shard[i].mu, NULL);
     for (int i = 0; i < FS_CACHE_SHARDS; i++) {
         shard_t *s = &c->shard[i];
-        pthread_mutex_init(&s->mu, NULL);
         for (s->nb = 4; s->nb < per; s->nb <<= 1) {}
         s->cap = per;
         s->e = calloc(per, sizeof *s->e);
@@ -91,23 +94,27 @@ static entry_t *find(shard_t *s, const char *id, uint32_t len, uint64_t h) {
     return NULL;
 }
 
-/* A free entry, evicting with CLOCK when the shard is full; returns its index. */
+/* A free entry, evicting with CLOCK when the shard is full; returns its index. The hand
+ * moves past the slot it returns, so a new entry gets a full turn before it can go. */
 static uint32_t take_slot(shard_t *s) {
     if (s->used < s->cap) {
         while (s->e[s->hand].id) s->hand = (s->hand + 1) % s->cap;
         s->used++;
-        return s->hand;
+    } else {
+        for (;; s->hand = (s->hand + 1) % s->cap) {
+            entry_t *e = &s->e[s->hand];
+            if (e->ref) { e->ref = 0; continue; }
+            uint32_t *link = &s->bucket[bucket_of(s, e->hash)];
+            while (*link != s->hand) link = &s->e[*link].next;
+            *link = e->next;
+            free(e->id);
+            e->id = NULL;
+            break;
+        }
     }
-    for (;; s->hand = (s->hand + 1) % s->cap) {
-        entry_t *e = &s->e[s->hand];
-        if (e->ref) { e->ref = 0; continue; }
-        uint32_t *link = &s->bucket[bucket_of(s, e->hash)];
-        while (*link != s->hand) link = &s->e[*link].next;
-        *link = e->next;
-        free(e->id);
-        e->id = NULL;
-        return s->hand;
-    }
+    uint32_t k = s->hand;
+    s->hand = (k + 1) % s->cap;
+    return k;
 }
 
 static void fill(mmr_fstore_cache_t *c, const char *id, uint32_t len, uint64_t h, uint64_t epoch,
@@ -188,7 +195,8 @@ mmr_status_t mmr_fstore_get_item_summaries(mmr_fstore_t *fs, size_t n, const cha
         /* only a view of the DB older than every write that has not been applied yet */
         for (size_t j = 0; st == MMR_OK && !(epoch & 1) && j < nm; j++) {
             uint32_t len = (uint32_t)strlen(miss_ids[j]);
-            fill(c, miss_ids[j], len, mmr_hash64(miss_ids[j], len), epoch, &out[miss[j]]);
+            if (out[miss[j]].in_catalog || out[miss[j]].has_stats)
+                fill(c, miss_ids[j], len, mmr_hash64(miss_ids[j], len), epoch, &out[miss[j]]);
         }
         if (vals) mmr_fstore_multiget_free(vals, lens, nm);
         free(stats);

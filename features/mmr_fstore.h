@@ -202,8 +202,9 @@ typedef struct mmr_item_summary {
     mmr_item_stats_t stats;
 } mmr_item_summary_t;
 /* Batched, through the hot-item cache (opts.item_cache items, CLOCK eviction): misses are
- * read with two MultiGets (items, stats) and cached. Exact: this store's batch commits
- * update cached entries, so a summary is never older than the last committed batch. Safe
+ * read with two MultiGets (items, stats) and cached (unless the id is in neither). Exact
+ * (popularity up to float rounding): this store's batch commits update cached entries, so
+ * a summary is never older than the last committed batch. Safe
  * from any thread. Errors: MMR_ERR_INVALID (bad id), MMR_ERR_CORRUPT, MMR_ERR_NOMEM,
  * MMR_ERR_STORE; out is zeroed on error. */
 mmr_status_t mmr_fstore_get_item_summaries(mmr_fstore_t *fs, size_t n, const char *const *item_ids,

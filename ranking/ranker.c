@@ -68,8 +68,11 @@ static float interaction_weight(const mmr_interaction_t *it) {
     }
 }
 
+/* Best first; a NaN score (a broken model) ranks last, so the order stays total. */
 static int scored_cmp(const void *a, const void *b) {
     const scored_t *x = a, *y = b;
+    int xn = isnan(x->score), yn = isnan(y->score);
+    if (xn || yn) return xn - yn ? xn - yn : strcmp(x->item_id, y->item_id);
     if (x->score != y->score) return x->score < y->score ? 1 : -1;
     return strcmp(x->item_id, y->item_id);
 }

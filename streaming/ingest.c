@@ -180,29 +180,27 @@ static void batch_reset(mmr_ingest_t *ing) {
         }
 }
 
-static void commit_failed(mmr_ingest_t *ing, rd_kafka_resp_err_t e) {
+/* Outcome of every commit, asynchronous or not (librdkafka queues the callback for both),
+ * delivered inside rd_kafka_consumer_poll / close: the one place failures are counted. */
+static void on_commit(rd_kafka_t *rk, rd_kafka_resp_err_t e, rd_kafka_topic_partition_list_t *l,
+                      void *opaque) {
+    mmr_ingest_t *ing = opaque;
+    for (int i = 0; !e && l && i < l->cnt; i++) e = l->elems[i].err;
+    if (!e || e == RD_KAFKA_RESP_ERR__NO_OFFSET) return;
     COUNT(ing, commit_errors, 1);
     mmr_log(MMR_LOG_WARN, LOG_MOD, "Kafka commit failed (the store holds the offsets): %s",
             rd_kafka_err2str(e));
 }
 
-/* Outcome of an asynchronous commit, delivered inside rd_kafka_consumer_poll. */
-static void on_commit(rd_kafka_t *rk, rd_kafka_resp_err_t e, rd_kafka_topic_partition_list_t *l,
-                      void *opaque) {
-    for (int i = 0; !e && l && i < l->cnt; i++) e = l->elems[i].err;
-    if (e && e != RD_KAFKA_RESP_ERR__NO_OFFSET) commit_failed(opaque, e);
-}
-
 /* The store already holds the offsets (the truth on assignment), so the Kafka commit only
  * keeps the group's view (lag tools, other readers) current: asynchronous while running,
  * which keeps a broker round trip per batch off the ingestion path (about a fifth of its
- * time at 150k events/s); synchronous when partitions are revoked or the consumer closes,
- * so the group's offsets equal the store's when ownership changes. */
+ * time at 150k events/s); synchronous for the batch flushed when partitions are revoked
+ * or the consumer closes. An earlier asynchronous commit may still fail in a rebalance;
+ * the next owner starts from the store's offsets anyway. Failures: on_commit. */
 static void commit_kafka(mmr_ingest_t *ing, bool sync) {
     rd_kafka_topic_partition_list_t *l = batch_partitions(ing, false);
-    rd_kafka_resp_err_t e = rd_kafka_commit(ing->consumer, l, !sync);
-    for (int i = 0; sync && !e && i < l->cnt; i++) e = l->elems[i].err;
-    if (e) commit_failed(ing, e);
+    rd_kafka_commit(ing->consumer, l, !sync);
     rd_kafka_topic_partition_list_destroy(l);
 }
 
