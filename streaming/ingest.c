@@ -83,7 +83,6 @@ struct mmr_ingest {
     uint32_t batch_msgs;          /* messages in the open batch, all outcomes */
     int64_t batch_deadline_ns;    /* mmr_mono_ns() by which the open batch is flushed */
     bool batch_failed;            /* a store add or DLQ produce failed: drop and retry */
-    bool commit_in_flight;        /* an asynchronous Kafka commit awaits its on_commit */
     uint32_t dlq_in_flight;       /* DLQ messages produced for the open batch */
     uint32_t dlq_failed;          /* failed DLQ delivery reports since the batch opened */
     uint64_t pend_applied, pend_duplicates, pend_items, pend_dead[MMR_INGEST_BAD_COUNT];
@@ -186,7 +185,6 @@ static void batch_reset(mmr_ingest_t *ing) {
 static void on_commit(rd_kafka_t *rk, rd_kafka_resp_err_t e, rd_kafka_topic_partition_list_t *l,
                       void *opaque) {
     mmr_ingest_t *ing = opaque;
-    ing->commit_in_flight = false;
     for (int i = 0; !e && l && i < l->cnt; i++) e = l->elems[i].err;
     if (!e || e == RD_KAFKA_RESP_ERR__NO_OFFSET) return;
     COUNT(ing, commit_errors, 1);
@@ -199,14 +197,10 @@ static void on_commit(rd_kafka_t *rk, rd_kafka_resp_err_t e, rd_kafka_topic_part
  * which keeps a broker round trip per batch off the ingestion path (about a fifth of its
  * time at 150k events/s); synchronous for the batch flushed when partitions are revoked
  * or the consumer closes. An earlier asynchronous commit may still fail in a rebalance;
- * the next owner starts from the store's offsets anyway. Failures: on_commit.
- * At most one asynchronous commit is outstanding (a batch flushed meanwhile skips its
- * commit; the next one covers it), so commits never pile up on the group coordinator. */
+ * the next owner starts from the store's offsets anyway. Failures: on_commit. */
 static void commit_kafka(mmr_ingest_t *ing, bool sync) {
-    if (!sync && ing->commit_in_flight) return;
     rd_kafka_topic_partition_list_t *l = batch_partitions(ing, false);
-    if (rd_kafka_commit(ing->consumer, l, !sync) == RD_KAFKA_RESP_ERR_NO_ERROR && !sync)
-        ing->commit_in_flight = true;
+    rd_kafka_commit(ing->consumer, l, !sync);
     rd_kafka_topic_partition_list_destroy(l);
 }
 
