@@ -36,20 +36,44 @@
         "--trainer.batch_size=64", "--trainer.publish_interval_ms=500",                        \
         "--trainer.checkpoint_interval_ms=1000"
 
-/* Makes a work folder from tmpl (static storage: "/tmp/name-XXXXXX", modified in place), removed
- * at exit, failed CHECKs included, unless MMREC_KEEP_WORK is set (then it is printed). */
-static char *fault_work_dir;
+/* What every fault test starts with: the broker, a work folder (removed at exit, failed
+ * CHECKs included, unless MMREC_KEEP_WORK is set: then it is printed) and the daemon's
+ * store, broker and log options. One per test program (static: atexit removes work). */
+typedef struct fault_env {
+    const char *brokers;
+    char work[64];
+    char store_opt[512]; /* "--store.path=<work>/store" unless the test moves the store */
+    char brokers_opt[256], log_path[256];
+} fault_env_t;
+static fault_env_t fault_env;
+
 static inline void fault_work_remove(void) {
-    if (getenv("MMREC_KEEP_WORK")) { fprintf(stderr, "work folder kept: %s\n", fault_work_dir); return; }
+    if (getenv("MMREC_KEEP_WORK")) { fprintf(stderr, "work folder kept: %s\n", fault_env.work); return; }
     char cmd[300];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", fault_work_dir);
-    if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", fault_work_dir);
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", fault_env.work);
+    if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", fault_env.work);
 }
-static inline void fault_work_new(char *tmpl) {
-    CHECK(mkdtemp(tmpl));
-    fault_work_dir = tmpl;
+
+/* Fills fault_env for test `name` (work folder /tmp/mmrec-<name>-XXXXXX). Returns 0, or
+ * MMR_TEST_SKIP (message printed) without n_bins binaries in argv (usage names them) or
+ * outside with_kafka.sh. */
+static inline int fault_env_init(int argc, int n_bins, const char *usage, const char *name) {
+    fault_env.brokers = getenv("MMREC_KAFKA_BOOTSTRAP");
+    if (argc < 1 + n_bins || !fault_env.brokers) {
+        fprintf(stderr, "skip: needs %s and MMREC_KAFKA_BOOTSTRAP (run via with_kafka.sh)\n", usage);
+        return MMR_TEST_SKIP;
+    }
+    snprintf(fault_env.work, sizeof fault_env.work, "/tmp/mmrec-%s-XXXXXX", name);
+    CHECK(mkdtemp(fault_env.work));
     atexit(fault_work_remove);
+    snprintf(fault_env.store_opt, sizeof fault_env.store_opt, "--store.path=%s/store", fault_env.work);
+    snprintf(fault_env.brokers_opt, sizeof fault_env.brokers_opt, "--kafka.brokers=%s", fault_env.brokers);
+    snprintf(fault_env.log_path, sizeof fault_env.log_path, "%s/mmrecd.log", fault_env.work);
+    return 0;
 }
+
+/* The store folder of fault_env.store_opt. */
+static inline const char *fault_store_path(void) { return fault_env.store_opt + strlen("--store.path="); }
 
 /* Produces items i0..i<n-1> with random FAULT_DIM-wide embeddings to mmrec.items and flushes. */
 static inline void fault_produce_catalog(rd_kafka_t *rk, uint32_t n) {

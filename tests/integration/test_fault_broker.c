@@ -29,19 +29,13 @@ static void kafka_sh(const char *verb) {
 }
 
 int main(int argc, char **argv) {
-    const char *brokers = getenv("MMREC_KAFKA_BOOTSTRAP");
-    if (argc < 2 || !brokers || !getenv("MMREC_KAFKA_SH") || !getenv("MMREC_KAFKA_DIR")) {
-        fprintf(stderr, "skip: needs mmrecd path, MMREC_KAFKA_BOOTSTRAP, MMREC_KAFKA_SH and MMREC_KAFKA_DIR "
-                        "(run via with_kafka.sh)\n");
+    if (!getenv("MMREC_KAFKA_SH") || !getenv("MMREC_KAFKA_DIR")) {
+        fprintf(stderr, "skip: needs MMREC_KAFKA_SH and MMREC_KAFKA_DIR (run via with_kafka.sh)\n");
         return MMR_TEST_SKIP;
     }
-    static char work[] = "/tmp/mmrec-fbrk-XXXXXX";
-    fault_work_new(work);
-    char store_opt[256], brokers_opt[256], log_path[256];
-    snprintf(store_opt, sizeof store_opt, "--store.path=%s/store", work);
-    snprintf(brokers_opt, sizeof brokers_opt, "--kafka.brokers=%s", brokers);
-    snprintf(log_path, sizeof log_path, "%s/mmrecd.log", work);
-    char *args[] = {store_opt, brokers_opt, "--ingest.group=fbrk", FAULT_DAEMON_OPTS, NULL};
+    if (fault_env_init(argc, 1, "the mmrecd path", "fbrk")) return MMR_TEST_SKIP;
+    const char *brokers = fault_env.brokers, *work = fault_env.work, *log_path = fault_env.log_path;
+    char *args[] = {fault_env.store_opt, fault_env.brokers_opt, "--ingest.group=fbrk", FAULT_DAEMON_OPTS, NULL};
 
     rd_kafka_t *rk = truth_producer_new(brokers);
     fault_produce_catalog(rk, N_ITEMS);
@@ -125,7 +119,7 @@ int main(int argc, char **argv) {
     mmr_rpc_client_free(hc);
     CHECK(daemon_stop(&d, SIGTERM) == 0);
 
-    truth_check_store(&truth, store_opt + strlen("--store.path="), RING, rk, 4);
+    truth_check_store(&truth, fault_store_path(), RING, rk, 4);
     rd_kafka_destroy(rk);
     truth_free(&truth);
     printf("test_fault_broker: ok\n");

@@ -68,13 +68,8 @@ static long fill(const char *path) {
 }
 
 int main(int argc, char **argv) {
-    const char *brokers = getenv("MMREC_KAFKA_BOOTSTRAP");
-    if (argc < 2 || !brokers) {
-        fprintf(stderr, "skip: needs mmrecd path and MMREC_KAFKA_BOOTSTRAP (run via with_kafka.sh)\n");
-        return MMR_TEST_SKIP;
-    }
-    static char work[] = "/tmp/mmrec-fdisk-XXXXXX";
-    fault_work_new(work);
+    if (fault_env_init(argc, 1, "the mmrecd path", "fdisk")) return MMR_TEST_SKIP;
+    const char *brokers = fault_env.brokers, *work = fault_env.work, *log_path = fault_env.log_path;
     snprintf(mnt, sizeof mnt, "%s/disk", work);
     CHECK(mkdir(mnt, 0755) == 0);
     if (mount("tmpfs", mnt, "tmpfs", 0, "size=64m") != 0) {
@@ -82,12 +77,10 @@ int main(int argc, char **argv) {
         return MMR_TEST_SKIP;
     }
     atexit(unmount); /* runs before the work folder is removed */
-    char store_opt[400], brokers_opt[256], log_path[256], filler[400], line[1024];
-    snprintf(store_opt, sizeof store_opt, "--store.path=%s/store", mnt);
-    snprintf(brokers_opt, sizeof brokers_opt, "--kafka.brokers=%s", brokers);
-    snprintf(log_path, sizeof log_path, "%s/mmrecd.log", work);
+    char filler[400], line[1024];
+    snprintf(fault_env.store_opt, sizeof fault_env.store_opt, "--store.path=%s/store", mnt); /* on the tmpfs */
     snprintf(filler, sizeof filler, "%s/filler", mnt);
-    char *args[] = {store_opt, brokers_opt, "--ingest.group=fdisk", "--trainer.enabled=false", FAULT_DAEMON_OPTS,
+    char *args[] = {fault_env.store_opt, fault_env.brokers_opt, "--ingest.group=fdisk", "--trainer.enabled=false", FAULT_DAEMON_OPTS,
                     "--rocksdb.allow_fallocate=false", NULL};
 
     rd_kafka_t *rk = truth_producer_new(brokers);
@@ -156,7 +149,7 @@ int main(int argc, char **argv) {
     }
     printf("ok space freed: every one of the %d events applied exactly once\n", N_BEFORE + N_FULL);
     CHECK(daemon_stop(&d, SIGTERM) == 0);
-    truth_check_store(&truth, store_opt + strlen("--store.path="), RING, rk, PARTS);
+    truth_check_store(&truth, fault_store_path(), RING, rk, PARTS);
     rd_kafka_destroy(rk);
     truth_free(&truth);
     printf("test_fault_disk: ok\n");

@@ -21,18 +21,10 @@
 #define RING 64
 
 int main(int argc, char **argv) {
-    const char *brokers = getenv("MMREC_KAFKA_BOOTSTRAP");
-    if (argc < 2 || !brokers) {
-        fprintf(stderr, "skip: needs mmrecd path and MMREC_KAFKA_BOOTSTRAP (run via with_kafka.sh)\n");
-        return MMR_TEST_SKIP;
-    }
-    static char work[] = "/tmp/mmrec-fkill-XXXXXX";
-    fault_work_new(work);
-    char store_opt[256], brokers_opt[256], log_path[256], line[1024];
-    snprintf(store_opt, sizeof store_opt, "--store.path=%s/store", work);
-    snprintf(brokers_opt, sizeof brokers_opt, "--kafka.brokers=%s", brokers);
-    snprintf(log_path, sizeof log_path, "%s/mmrecd.log", work);
-    char *args[] = {store_opt, brokers_opt, "--ingest.group=fkill", FAULT_DAEMON_OPTS, NULL};
+    if (fault_env_init(argc, 1, "the mmrecd path", "fkill")) return MMR_TEST_SKIP;
+    const char *brokers = fault_env.brokers, *work = fault_env.work, *log_path = fault_env.log_path;
+    char line[1024];
+    char *args[] = {fault_env.store_opt, fault_env.brokers_opt, "--ingest.group=fkill", FAULT_DAEMON_OPTS, NULL};
 
     rd_kafka_t *rk = truth_producer_new(brokers);
     fault_produce_catalog(rk, N_ITEMS);
@@ -107,7 +99,7 @@ int main(int argc, char **argv) {
     printf("ok second life: zero failed Rank calls, trainer at %ld examples\n", examples_end);
     CHECK(daemon_stop(&d, SIGTERM) == 0);
 
-    truth_check_store(&truth, store_opt + strlen("--store.path="), RING, rk, 4);
+    truth_check_store(&truth, fault_store_path(), RING, rk, 4);
     rd_kafka_destroy(rk);
     truth_free(&truth);
     printf("test_fault_kill: ok\n");

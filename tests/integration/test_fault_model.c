@@ -70,17 +70,9 @@ static uint64_t start_refusing(test_daemon_t *d, const char *bin, const char *wo
 }
 
 int main(int argc, char **argv) {
-    const char *brokers = getenv("MMREC_KAFKA_BOOTSTRAP");
-    if (argc < 3 || !brokers) {
-        fprintf(stderr, "skip: needs mmrecd and mmrec paths and MMREC_KAFKA_BOOTSTRAP (run via with_kafka.sh)\n");
-        return MMR_TEST_SKIP;
-    }
-    static char work[] = "/tmp/mmrec-fmodel-XXXXXX";
-    fault_work_new(work);
-    char store_opt[256], brokers_opt[256], log_path[256], models[256], file[512];
-    snprintf(store_opt, sizeof store_opt, "--store.path=%s/store", work);
-    snprintf(brokers_opt, sizeof brokers_opt, "--kafka.brokers=%s", brokers);
-    snprintf(log_path, sizeof log_path, "%s/mmrecd.log", work);
+    if (fault_env_init(argc, 2, "the mmrecd and mmrec paths", "fmodel")) return MMR_TEST_SKIP;
+    const char *brokers = fault_env.brokers, *work = fault_env.work, *log_path = fault_env.log_path;
+    char *store_opt = fault_env.store_opt, *brokers_opt = fault_env.brokers_opt, models[256], file[512];
     snprintf(models, sizeof models, "%s/store/models", work);
     char *train_args[] = {store_opt, brokers_opt, "--ingest.group=fmodel", FAULT_DAEMON_OPTS, NULL};
     char *args[] = {store_opt, brokers_opt, "--ingest.group=fmodel", FAULT_DAEMON_OPTS, "--trainer.enabled=false",

@@ -20,19 +20,10 @@
 #define PARTS 4
 
 int main(int argc, char **argv) {
-    const char *brokers = getenv("MMREC_KAFKA_BOOTSTRAP");
-    if (argc < 2 || !brokers) {
-        fprintf(stderr, "skip: needs mmrecd path and MMREC_KAFKA_BOOTSTRAP (run via with_kafka.sh)\n");
-        return MMR_TEST_SKIP;
-    }
-    static char work[] = "/tmp/mmrec-fterm-XXXXXX";
-    fault_work_new(work);
-    char store_opt[256], brokers_opt[256], log_path[256];
-    snprintf(store_opt, sizeof store_opt, "--store.path=%s/store", work);
-    snprintf(brokers_opt, sizeof brokers_opt, "--kafka.brokers=%s", brokers);
-    snprintf(log_path, sizeof log_path, "%s/mmrecd.log", work);
-    const char *store_path = store_opt + strlen("--store.path=");
-    char *args[] = {store_opt, brokers_opt, "--ingest.group=fterm", "--trainer.enabled=false",
+    if (fault_env_init(argc, 1, "the mmrecd path", "fterm")) return MMR_TEST_SKIP;
+    const char *brokers = fault_env.brokers, *work = fault_env.work, *log_path = fault_env.log_path;
+    const char *store_path = fault_store_path();
+    char *args[] = {fault_env.store_opt, fault_env.brokers_opt, "--ingest.group=fterm", "--trainer.enabled=false",
                     FAULT_DAEMON_OPTS, NULL};
 
     rd_kafka_t *rk = truth_producer_new(brokers);
