@@ -75,6 +75,23 @@ static inline int fault_env_init(int argc, int n_bins, const char *usage, const 
 /* The store folder of fault_env.store_opt. */
 static inline const char *fault_store_path(void) { return fault_env.store_opt + strlen("--store.path="); }
 
+/* The offsets ingest group `group` has committed to Kafka for mmrec.events partitions
+ * 0..parts-1 into off[] (0 where none was committed yet). */
+static inline void fault_committed(const char *group, int parts, int64_t *off) {
+    char errstr[512];
+    rd_kafka_conf_t *cc = rd_kafka_conf_new();
+    CHECK(rd_kafka_conf_set(cc, "bootstrap.servers", fault_env.brokers, errstr, sizeof errstr) == RD_KAFKA_CONF_OK);
+    CHECK(rd_kafka_conf_set(cc, "group.id", group, errstr, sizeof errstr) == RD_KAFKA_CONF_OK);
+    rd_kafka_t *c = rd_kafka_new(RD_KAFKA_CONSUMER, cc, errstr, sizeof errstr);
+    CHECK_MSG(c, "%s", errstr);
+    rd_kafka_topic_partition_list_t *tl = rd_kafka_topic_partition_list_new(parts);
+    for (int p = 0; p < parts; p++) rd_kafka_topic_partition_list_add(tl, "mmrec.events", p);
+    CHECK(rd_kafka_committed(c, tl, 10000) == RD_KAFKA_RESP_ERR_NO_ERROR);
+    for (int p = 0; p < parts; p++) off[p] = tl->elems[p].offset > 0 ? tl->elems[p].offset : 0;
+    rd_kafka_topic_partition_list_destroy(tl);
+    rd_kafka_destroy(c);
+}
+
 /* Produces items i0..i<n-1> with random FAULT_DIM-wide embeddings to mmrec.items and flushes. */
 static inline void fault_produce_catalog(rd_kafka_t *rk, uint32_t n) {
     uint64_t rng = 7;

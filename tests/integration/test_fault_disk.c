@@ -37,20 +37,11 @@ static void unmount(void) {
 }
 
 /* Sum of the offsets the ingest group committed to Kafka for mmrec.events. */
-static long committed_sum(const char *brokers) {
-    char errstr[512];
-    rd_kafka_conf_t *cc = rd_kafka_conf_new();
-    CHECK(rd_kafka_conf_set(cc, "bootstrap.servers", brokers, errstr, sizeof errstr) == RD_KAFKA_CONF_OK);
-    CHECK(rd_kafka_conf_set(cc, "group.id", "fdisk", errstr, sizeof errstr) == RD_KAFKA_CONF_OK);
-    rd_kafka_t *c = rd_kafka_new(RD_KAFKA_CONSUMER, cc, errstr, sizeof errstr);
-    CHECK_MSG(c, "%s", errstr);
-    rd_kafka_topic_partition_list_t *tl = rd_kafka_topic_partition_list_new(PARTS);
-    for (int p = 0; p < PARTS; p++) rd_kafka_topic_partition_list_add(tl, "mmrec.events", p);
-    CHECK(rd_kafka_committed(c, tl, 10000) == RD_KAFKA_RESP_ERR_NO_ERROR);
+static long committed_sum(void) {
+    int64_t off[PARTS];
+    fault_committed("fdisk", PARTS, off);
     long sum = 0;
-    for (int p = 0; p < PARTS; p++) sum += tl->elems[p].offset > 0 ? (long)tl->elems[p].offset : 0;
-    rd_kafka_topic_partition_list_destroy(tl);
-    rd_kafka_destroy(c);
+    for (int p = 0; p < PARTS; p++) sum += (long)off[p];
     return sum;
 }
 
@@ -113,7 +104,7 @@ int main(int argc, char **argv) {
     CHECK_MSG(errors >= 3, "no store errors 30 s after filling the disk");
     sleep_ms(2000);
     long applied_full = truth_metric(port, "mmrec_ingest_applied_total");
-    long committed = committed_sum(brokers);
+    long committed = committed_sum();
     errors = truth_metric(port, "mmrec_ingest_store_errors_total");
     mmr_rpc_client_t *hc = NULL;
     mmr_err_t err = {0};
