@@ -118,6 +118,97 @@ static int gen_request(gen_t *g, const ctx_t *x, const ProtobufCMessage **msg) {
     return 0;
 }
 
+/* ---- outcomes ------------------------------------------------------------------------ */
+
+/* What one sender or caller thread records (merged into the result at the end): latency by
+ * call type and by outcome, status counts, and the interval series. */
+typedef struct tally {
+    mmr_hdr_t *rank, *health, *ok, *shed, *ok_sent;
+    mmr_load_interval_t *iv; /* [n_iv] */
+    int n_iv;
+    long transport_failures;
+    long by_status[MMR_LOAD_NSTATUS];
+} tally_t;
+
+static mmr_status_t hist_new(mmr_hdr_t **h, mmr_err_t *err) {
+    return mmr_hdr_new(HIST_LOWEST, HIST_HIGHEST, 2, h, err);
+}
+
+/* Intervals covering the run plus its drain: the last call may start at the hard stop. */
+static int intervals_for(const mmr_load_cfg_t *cfg) {
+    if (cfg->interval_ms <= 0) return 0;
+    return (int)((cfg->duration_s * 1000 + cfg->deadline_ms) / cfg->interval_ms) + 2;
+}
+
+/* Creates the histograms and series of an empty tally (or result: same members). */
+static mmr_status_t outcomes_new(mmr_hdr_t **rank, mmr_hdr_t **health, mmr_hdr_t **ok, mmr_hdr_t **shed,
+                                 mmr_hdr_t **ok_sent, mmr_load_interval_t **iv, int n_iv, mmr_err_t *err) {
+    mmr_status_t st = hist_new(rank, err);
+    if (st == MMR_OK) st = hist_new(health, err);
+    if (st == MMR_OK) st = hist_new(ok, err);
+    if (st == MMR_OK) st = hist_new(shed, err);
+    if (st == MMR_OK) st = hist_new(ok_sent, err);
+    if (st == MMR_OK && n_iv > 0 && !(*iv = calloc((size_t)n_iv, sizeof **iv)))
+        st = mmr_err_set(err, MMR_ERR_NOMEM, "interval series");
+    for (int i = 0; st == MMR_OK && i < n_iv; i++) st = hist_new(&(*iv)[i].ok, err);
+    return st;
+}
+
+static void intervals_free(mmr_load_interval_t *iv, int n) {
+    for (int i = 0; iv && i < n; i++) mmr_hdr_free(iv[i].ok);
+    free(iv);
+}
+
+static mmr_status_t tally_init(tally_t *t, const mmr_load_cfg_t *cfg, mmr_err_t *err) {
+    memset(t, 0, sizeof *t);
+    t->n_iv = intervals_for(cfg);
+    return outcomes_new(&t->rank, &t->health, &t->ok, &t->shed, &t->ok_sent, &t->iv, t->n_iv, err);
+}
+
+static void tally_free(tally_t *t) {
+    mmr_hdr_free(t->rank);
+    mmr_hdr_free(t->health);
+    mmr_hdr_free(t->ok);
+    mmr_hdr_free(t->shed);
+    mmr_hdr_free(t->ok_sent);
+    intervals_free(t->iv, t->n_iv);
+    memset(t, 0, sizeof *t);
+}
+
+/* One completed call: latency from from_ns (scheduled or actual send) to now_ns, sent at
+ * sent_ns; status is the gRPC status, or -1 when the call ended without one. */
+static void tally_record(tally_t *t, const ctx_t *x, int64_t from_ns, int64_t sent_ns, int64_t now_ns,
+                         int is_health, int status) {
+    int64_t lat = now_ns - from_ns;
+    mmr_hdr_record(is_health ? t->health : t->rank, lat);
+    if (status < 0) t->transport_failures++;
+    else t->by_status[status < MMR_LOAD_NSTATUS ? status : GRPC_STATUS_UNKNOWN]++;
+    if (status == GRPC_STATUS_OK) mmr_hdr_record(t->ok, lat);
+    if (status == GRPC_STATUS_OK) mmr_hdr_record(t->ok_sent, now_ns - sent_ns);
+    if (status == GRPC_STATUS_RESOURCE_EXHAUSTED) mmr_hdr_record(t->shed, lat);
+    if (!t->n_iv) return;
+    int64_t k = (from_ns - x->start_ns) / ((int64_t)x->cfg->interval_ms * 1000000);
+    mmr_load_interval_t *iv = &t->iv[k < 0 ? 0 : k >= t->n_iv ? t->n_iv - 1 : k];
+    if (status == GRPC_STATUS_OK) mmr_hdr_record(iv->ok, lat);
+    else if (status == GRPC_STATUS_RESOURCE_EXHAUSTED) iv->shed++;
+    else iv->other++;
+}
+
+static void tally_merge(mmr_load_result_t *res, const tally_t *t) {
+    mmr_hdr_merge(res->rank, t->rank, NULL);
+    mmr_hdr_merge(res->health, t->health, NULL);
+    mmr_hdr_merge(res->ok, t->ok, NULL);
+    mmr_hdr_merge(res->shed, t->shed, NULL);
+    mmr_hdr_merge(res->ok_sent, t->ok_sent, NULL);
+    res->transport_failures += t->transport_failures;
+    for (int c = 0; c < MMR_LOAD_NSTATUS; c++) res->by_status[c] += t->by_status[c];
+    for (int i = 0; i < t->n_iv && i < res->n_intervals; i++) {
+        mmr_hdr_merge(res->intervals[i].ok, t->iv[i].ok, NULL);
+        res->intervals[i].shed += t->iv[i].shed;
+        res->intervals[i].other += t->iv[i].other;
+    }
+}
+
 /* ---- transport ---------------------------------------------------------------------- */
 
 static gpr_timespec mono_deadline(int64_t at_ns) {
@@ -131,7 +222,7 @@ static gpr_timespec mono_deadline(int64_t at_ns) {
 
 typedef struct slot { /* one in-flight call; the CQ tag is the slot */
     grpc_call *call;
-    int64_t sched_ns;
+    int64_t sched_ns, sent_ns;
     int is_health;
     grpc_byte_buffer *send_bb, *recv_bb;
     grpc_metadata_array init_md, trail_md;
@@ -150,9 +241,8 @@ typedef struct sender {
     int cap, outstanding;
     grpc_slice auth;            /* "Bearer <token>" when a token is set */
     gen_t gen;
-    mmr_hdr_t *rank, *health;
-    long sent, completed, missed, dropped, transport_failures;
-    long by_status[MMR_LOAD_NSTATUS];
+    tally_t t;
+    long sent, completed, missed, dropped;
     int64_t max_lag_ns, last_done_ns;
     mmr_status_t st;
     mmr_err_t err;
@@ -160,10 +250,8 @@ typedef struct sender {
 
 static void complete(sender_t *s, slot_t *sl, int success) {
     int64_t now = mmr_mono_ns();
-    mmr_hdr_record(sl->is_health ? s->health : s->rank, now - sl->sched_ns);
-    if (!success) s->transport_failures++;
-    else if ((int)sl->status >= 0 && (int)sl->status < MMR_LOAD_NSTATUS) s->by_status[sl->status]++;
-    else s->by_status[GRPC_STATUS_UNKNOWN]++;
+    tally_record(&s->t, s->x, sl->sched_ns, sl->sent_ns, now, sl->is_health,
+                 !success ? -1 : (int)sl->status >= 0 ? (int)sl->status : GRPC_STATUS_UNKNOWN);
     s->completed++;
     s->last_done_ns = now;
     grpc_slice_unref(sl->details);
@@ -208,6 +296,7 @@ static void send_one(sender_t *s, int64_t sched_ns) {
     sl->details = grpc_empty_slice();
     sl->status = GRPC_STATUS_UNKNOWN;
     int64_t now = mmr_mono_ns();
+    sl->sent_ns = now;
     int64_t lag = now - sched_ns;
     if (lag > s->max_lag_ns) s->max_lag_ns = lag;
     if (lag > (int64_t)(s->x->cfg->slack_ms * 1e6)) s->missed++;
@@ -333,8 +422,7 @@ static mmr_status_t run_open(ctx_t *x, mmr_load_result_t *res, mmr_err_t *err) {
         s[i].cap = per + (i < cfg->max_outstanding % n);
         s[i].slots = calloc((size_t)s[i].cap, sizeof *s[i].slots);
         if (!s[i].slots || gen_init(&s[i].gen, cfg, i) != 0) st = mmr_err_set(err, MMR_ERR_NOMEM, "sender state");
-        if (st == MMR_OK) st = mmr_hdr_new(HIST_LOWEST, HIST_HIGHEST, 2, &s[i].rank, err);
-        if (st == MMR_OK) st = mmr_hdr_new(HIST_LOWEST, HIST_HIGHEST, 2, &s[i].health, err);
+        if (st == MMR_OK) st = tally_init(&s[i].t, cfg, err);
         for (int c = 0; s[i].slots && c < s[i].cap; c++) {
             s[i].slots[c].next_free = s[i].free_list;
             s[i].free_list = &s[i].slots[c];
@@ -363,12 +451,9 @@ static mmr_status_t run_open(ctx_t *x, mmr_load_result_t *res, mmr_err_t *err) {
             res->completed += s[i].completed;
             res->missed_schedule += s[i].missed;
             res->dropped += s[i].dropped;
-            res->transport_failures += s[i].transport_failures;
-            for (int c = 0; c < MMR_LOAD_NSTATUS; c++) res->by_status[c] += s[i].by_status[c];
             if (s[i].max_lag_ns > res->max_send_lag_ns) res->max_send_lag_ns = s[i].max_lag_ns;
             if (s[i].last_done_ns > last) last = s[i].last_done_ns;
-            mmr_hdr_merge(res->rank, s[i].rank, NULL);
-            mmr_hdr_merge(res->health, s[i].health, NULL);
+            tally_merge(res, &s[i].t);
         }
         res->elapsed_s = (double)(last - x->start_ns) / 1e9;
         pthread_barrier_destroy(&x->ready);
@@ -377,8 +462,7 @@ static mmr_status_t run_open(ctx_t *x, mmr_load_result_t *res, mmr_err_t *err) {
     for (int i = 0; i < n; i++) {
         free(s[i].slots);
         gen_free(&s[i].gen);
-        mmr_hdr_free(s[i].rank);
-        mmr_hdr_free(s[i].health);
+        tally_free(&s[i].t);
         grpc_slice_unref(s[i].auth);
     }
     grpc_channel_credentials_release(creds);
@@ -395,9 +479,8 @@ typedef struct caller {
     pthread_mutex_t *mu;
     long *next; /* shared request counter (under mu) */
     gen_t gen;
-    mmr_hdr_t *rank, *health;
-    long sent, transport_failures;
-    long by_status[MMR_LOAD_NSTATUS];
+    tally_t t;
+    long sent;
     int64_t last_done_ns;
 } caller_t;
 
@@ -419,10 +502,8 @@ static void *caller_main(void *arg) {
                      health ? &grpc__health__v1__health_check_response__descriptor : &mmrec__v1__rank_response__descriptor,
                      &resp, cfg->deadline_ms, &status, NULL);
         c->last_done_ns = mmr_mono_ns();
-        mmr_hdr_record(health ? c->health : c->rank, c->last_done_ns - t0);
+        tally_record(&c->t, c->x, t0, t0, c->last_done_ns, health, status >= 0 ? status : -1);
         c->sent++;
-        if (status >= 0 && status < MMR_LOAD_NSTATUS) c->by_status[status]++;
-        else c->transport_failures++;
         if (resp) protobuf_c_message_free_unpacked(resp, NULL);
     }
     return NULL;
@@ -451,8 +532,7 @@ static mmr_status_t run_closed(ctx_t *x, mmr_load_result_t *res, mmr_err_t *err)
     for (int i = 0; st == MMR_OK && i < n; i++) {
         c[i] = (caller_t){.x = x, .client = client, .mu = &mu, .next = &next};
         if (gen_init(&c[i].gen, cfg, i) != 0) st = mmr_err_set(err, MMR_ERR_NOMEM, "caller state");
-        if (st == MMR_OK) st = mmr_hdr_new(HIST_LOWEST, HIST_HIGHEST, 2, &c[i].rank, err);
-        if (st == MMR_OK) st = mmr_hdr_new(HIST_LOWEST, HIST_HIGHEST, 2, &c[i].health, err);
+        if (st == MMR_OK) st = tally_init(&c[i].t, cfg, err);
     }
     if (st == MMR_OK) {
         x->start_ns = mmr_mono_ns();
@@ -463,18 +543,14 @@ static mmr_status_t run_closed(ctx_t *x, mmr_load_result_t *res, mmr_err_t *err)
             pthread_join(th[i], NULL);
             res->sent += c[i].sent;
             res->completed += c[i].sent;
-            res->transport_failures += c[i].transport_failures;
-            for (int k = 0; k < MMR_LOAD_NSTATUS; k++) res->by_status[k] += c[i].by_status[k];
             if (c[i].last_done_ns > last) last = c[i].last_done_ns;
-            mmr_hdr_merge(res->rank, c[i].rank, NULL);
-            mmr_hdr_merge(res->health, c[i].health, NULL);
+            tally_merge(res, &c[i].t);
         }
         res->elapsed_s = (double)(last - x->start_ns) / 1e9;
     }
     for (int i = 0; c && i < n; i++) {
         gen_free(&c[i].gen);
-        mmr_hdr_free(c[i].rank);
-        mmr_hdr_free(c[i].health);
+        tally_free(&c[i].t);
     }
     free(c);
     free(th);
@@ -489,6 +565,7 @@ mmr_status_t mmr_load_run(const mmr_load_cfg_t *cfg, mmr_load_result_t *res, mmr
     if (!cfg->target || cfg->duration_s <= 0 || cfg->deadline_ms < 1 || cfg->users < 1 || cfg->items < 1 ||
         cfg->candidates < 0 || cfg->retrieve_k < 0 || (cfg->candidates == 0 && cfg->retrieve_k == 0) ||
         cfg->health_mix < 0 || cfg->health_mix > 1 || cfg->top_k < 0 || cfg->slack_ms < 0 ||
+        cfg->interval_ms < 0 || (cfg->interval_ms > 0 && intervals_for(cfg) > 100000) ||
         (cfg->dist == MMR_LOAD_ZIPF && cfg->zipf_s <= 0))
         return mmr_err_set(err, MMR_ERR_INVALID, "load: option out of range");
     if (cfg->mode == MMR_LOAD_OPEN &&
@@ -497,9 +574,10 @@ mmr_status_t mmr_load_run(const mmr_load_cfg_t *cfg, mmr_load_result_t *res, mmr
         return mmr_err_set(err, MMR_ERR_INVALID, "load: bad --rate/--connections/--max-outstanding");
     if (cfg->mode == MMR_LOAD_CLOSED && (cfg->concurrency < 1 || cfg->concurrency > 1024))
         return mmr_err_set(err, MMR_ERR_INVALID, "load: --concurrency must be 1..1024");
-    mmr_status_t st = mmr_hdr_new(HIST_LOWEST, HIST_HIGHEST, 2, &res->rank, err);
-    if (st == MMR_OK) st = mmr_hdr_new(HIST_LOWEST, HIST_HIGHEST, 2, &res->health, err);
-    if (st == MMR_OK) st = mmr_hdr_new(HIST_LOWEST, HIST_HIGHEST, 2, &res->all, err);
+    res->n_intervals = intervals_for(cfg);
+    mmr_status_t st = outcomes_new(&res->rank, &res->health, &res->ok, &res->shed, &res->ok_sent,
+                                   &res->intervals, res->n_intervals, err);
+    if (st == MMR_OK) st = hist_new(&res->all, err);
     if (st != MMR_OK) return st;
     ctx_t x = {.cfg = cfg};
     double s = cfg->dist == MMR_LOAD_ZIPF ? cfg->zipf_s : 0;
@@ -524,5 +602,11 @@ void mmr_load_result_free(mmr_load_result_t *res) {
     mmr_hdr_free(res->all);
     mmr_hdr_free(res->rank);
     mmr_hdr_free(res->health);
-    res->all = res->rank = res->health = NULL;
+    mmr_hdr_free(res->ok);
+    mmr_hdr_free(res->shed);
+    mmr_hdr_free(res->ok_sent);
+    intervals_free(res->intervals, res->n_intervals);
+    res->all = res->rank = res->health = res->ok = res->shed = res->ok_sent = NULL;
+    res->intervals = NULL;
+    res->n_intervals = 0;
 }

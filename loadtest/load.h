@@ -39,6 +39,7 @@ typedef struct mmr_load_cfg {
     int concurrency;           /* closed loop: callers */
     int deadline_ms;           /* per-call gRPC deadline */
     double slack_ms;           /* a send later than scheduled + slack is a missed schedule */
+    int interval_ms;           /* > 0: also a series per interval of this length (results) */
     /* workload */
     double health_mix;         /* fraction of calls that are grpc.health.v1 Check */
     long users, items;         /* ids u0..u(users-1), i0..i(items-1) */
@@ -57,8 +58,21 @@ typedef struct mmr_load_cfg {
  * Rank with 100 candidates over 1000 users / 500 items, uniform). */
 void mmr_load_cfg_default(mmr_load_cfg_t *cfg);
 
+/* One interval of the series: the calls scheduled (open loop) or sent (closed loop) in
+ * [k * interval_ms, (k + 1) * interval_ms) from the start, by outcome. */
+typedef struct mmr_load_interval {
+    mmr_hdr_t *ok;           /* latency ns of its OK calls; owned */
+    long shed;               /* RESOURCE_EXHAUSTED */
+    long other;              /* any other non-OK status, or no status (transport failure) */
+} mmr_load_interval_t;
+
 typedef struct mmr_load_result {
     mmr_hdr_t *all, *rank, *health; /* latency ns of every completed call (errors too); owned */
+    mmr_hdr_t *ok, *shed;    /* latency ns of the OK calls / of the RESOURCE_EXHAUSTED ones; owned */
+    mmr_hdr_t *ok_sent;      /* OK calls' latency from the actual send (open loop: without the
+                                client's own send lag; closed loop: same as ok); owned */
+    mmr_load_interval_t *intervals; /* [n_intervals] with cfg->interval_ms > 0, else NULL; owned */
+    int n_intervals;         /* covers the duration plus the drain (deadline) */
     long scheduled;          /* open loop: requests in the schedule */
     long sent, completed;
     long missed_schedule;    /* sent later than scheduled + slack (still charged from the schedule) */

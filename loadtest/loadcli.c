@@ -27,6 +27,7 @@ void mmr_loadcli_usage(FILE *out) {
             "  --slack-ms MS          open: a send later than this is a missed schedule (default 10)\n"
             "  --concurrency N        closed: concurrent callers (default 8)\n"
             "  --deadline-ms N        per-call deadline (default 1000)\n"
+            "  --interval-ms MS       also report each MS of the run: OK p50/p99/max, refused, other\n"
             "workload\n"
             "  --candidates N         explicit candidates per Rank (default 100)\n"
             "  --retrieve-k K         Rank with retrieve_k = K instead of candidates\n"
@@ -137,6 +138,7 @@ mmr_status_t mmr_loadcli_parse(mmr_loadcli_t *o, int argc, char **argv, mmr_err_
         NUM("--slack-ms", 0, 60000, o->load.slack_ms)
         NUM("--concurrency", 1, 1024, o->load.concurrency)
         NUM("--deadline-ms", 1, 600000, o->load.deadline_ms)
+        NUM("--interval-ms", 1, 3600000, o->load.interval_ms)
         NUM("--candidates", 1, 1e6, o->load.candidates)
         NUM("--retrieve-k", 1, 1e6, o->load.retrieve_k)
         NUM("--top-k", 0, 1e6, o->load.top_k)
@@ -173,6 +175,7 @@ mmr_status_t mmr_loadcli_parse(mmr_loadcli_t *o, int argc, char **argv, mmr_err_
         if (o->load.mode != MMR_LOAD_OPEN) return mmr_err_set(err, MMR_ERR_INVALID, "a sweep is open loop only");
         if (brokers) return mmr_err_set(err, MMR_ERR_INVALID, "a sweep does not take --kafka");
         if (!o->csv_path) return mmr_err_set(err, MMR_ERR_INVALID, "a sweep needs --csv FILE");
+        if (o->load.interval_ms) return mmr_err_set(err, MMR_ERR_INVALID, "--interval-ms does not go with a sweep");
     } else if (o->csv_path || o->png_path) {
         return mmr_err_set(err, MMR_ERR_INVALID, "--csv/--png go with --sweep");
     }

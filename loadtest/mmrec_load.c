@@ -5,8 +5,9 @@
  * Three shapes of run: Rank load (open loop by default, --mode closed for callers);
  * Kafka events at --events-rate on their own thread, alone (--rate 0) or beside the
  * Rank load; a sweep of the open-loop Rank load over offered rates into a CSV and PNG.
- * Reports achieved rates, p50/p90/p99/p99.9/max, errors by gRPC status name, events
- * sent/acked/failed, as text or (--json) one JSON object. Refuses non-loopback targets
+ * Reports achieved rates, p50/p90/p99/p99.9/max (of all calls, and of the OK and the
+ * refused (RESOURCE_EXHAUSTED) ones apart), with --interval-ms a series per interval,
+ * errors by gRPC status name, events sent/acked/failed, as text or (--json) one JSON object. Refuses non-loopback targets
  * and brokers unless --allow-remote. Exit status: 0 when every load that ran had
  * successes (calls OK, events acked), 1 when one had none or could not start, 2 for bad
  * arguments. */
@@ -66,12 +67,25 @@ static void json_rank(const mmr_load_cfg_t *cfg, const mmr_load_result_t *r) {
            r->elapsed_s > 0 ? r->completed / r->elapsed_s : 0, open ? "scheduled_send" : "actual_send");
     json_hist("all", r->all, 0);
     json_hist("rank", r->rank, 0);
-    json_hist("health", r->health, 1);
+    json_hist("health", r->health, 0);
+    json_hist("ok", r->ok, 0);
+    json_hist("resource_exhausted", r->shed, 0);
+    json_hist("ok_from_actual_send", r->ok_sent, 1);
     printf("},\"status\":{");
     int first = 1;
     for (int s = 0; s < MMR_LOAD_NSTATUS; s++)
         if (r->by_status[s]) { printf("%s\"%s\":%ld", first ? "" : ",", mmr_load_status_name(s), r->by_status[s]); first = 0; }
     printf("},\"transport_failures\":%ld", r->transport_failures);
+    if (!r->n_intervals) return;
+    printf(",\"interval_ms\":%d,\"intervals\":[", cfg->interval_ms);
+    for (int i = 0; i < r->n_intervals; i++) {
+        const mmr_load_interval_t *v = &r->intervals[i];
+        printf("%s{\"t_s\":%.3f,\"ok\":%lld,\"resource_exhausted\":%ld,\"other\":%ld,\"p50\":%.3f,\"p99\":%.3f,"
+               "\"max\":%.3f}", i ? "," : "", i * cfg->interval_ms / 1e3, (long long)mmr_hdr_count(v->ok), v->shed,
+               v->other, mmr_hdr_percentile(v->ok, 50) / 1e6, mmr_hdr_percentile(v->ok, 99) / 1e6,
+               mmr_hdr_max(v->ok) / 1e6);
+    }
+    printf("]");
 }
 
 static void text_rank(const mmr_load_cfg_t *cfg, const mmr_load_result_t *r) {
@@ -91,6 +105,22 @@ static void text_rank(const mmr_load_cfg_t *cfg, const mmr_load_result_t *r) {
     if (mmr_hdr_count(r->rank) && mmr_hdr_count(r->health)) {
         text_hist("rank", r->rank);
         text_hist("health", r->health);
+    }
+    if (mmr_hdr_count(r->ok) != mmr_hdr_count(r->all)) { /* some failed: split by outcome */
+        text_hist("ok", r->ok);
+        text_hist("refused", r->shed); /* RESOURCE_EXHAUSTED */
+    }
+    if (open && mmr_hdr_count(r->ok)) {
+        printf("OK calls' latency from the actual send (without the client's send lag):\n");
+        text_hist("ok", r->ok_sent);
+    }
+    if (r->n_intervals) printf("per %d ms (from the %s send):    ok  refused  other   ok p50   ok p99   ok max\n",
+                               cfg->interval_ms, open ? "scheduled" : "actual");
+    for (int i = 0; i < r->n_intervals; i++) {
+        const mmr_load_interval_t *v = &r->intervals[i];
+        printf("  %8.1f s %16lld %8ld %6ld %8.3f %8.3f %8.3f\n", i * cfg->interval_ms / 1e3,
+               (long long)mmr_hdr_count(v->ok), v->shed, v->other, mmr_hdr_percentile(v->ok, 50) / 1e6,
+               mmr_hdr_percentile(v->ok, 99) / 1e6, mmr_hdr_max(v->ok) / 1e6);
     }
     printf("status:");
     for (int s = 0; s < MMR_LOAD_NSTATUS; s++)

@@ -1,6 +1,7 @@
-# stack.sh — sourced by report.sh and soak.sh: starts a local Kafka broker (scripts/kafka.sh)
-# and mmrecd over a generated catalog, pushes the catalog and warm-up events, and waits
-# until the trainer has learned them and a model is serving. Cleans up on exit.
+# stack.sh — sourced by report.sh, soak.sh and overload.sh: starts a local Kafka broker
+# (scripts/kafka.sh) and mmrecd over a generated catalog, pushes the catalog and warm-up
+# events, and waits until the trainer has learned them and a model is serving. Cleans up
+# on exit.
 #
 # The caller sets: prog (name for messages), root (repo), build (binaries), work (a fresh
 # temporary folder, removed on exit). stack_start ITEMS USERS PUBLISH_MS sets brokers,

@@ -1,13 +1,18 @@
 /* mmr_server.h — the gRPC serving engine over grpc core's C API.
  *
  * Serves unary methods registered by the caller (Ranker, Admin) plus the standard
- * grpc.health.v1.Health service (Check and Watch). N worker threads each own a
- * completion queue; a request is decoded, handled and answered on the thread that
- * received it, with memory from a per-call arena released when the call completes.
+ * grpc.health.v1.Health service (Check and Watch). `threads` acceptor threads take
+ * every arriving call at once and admit or refuse it; `threads` workers run the admitted
+ * calls' handlers (decode, handle, answer), with memory from a per-call arena released
+ * when the call completes. Health/Check is answered by an acceptor itself, outside
+ * admission, so probes stay fast under overload.
  *
  * Admission, in order: bearer token when token auth is on (UNAUTHENTICATED at once,
- * before any decoding; grpc.health.v1 is exempt so probes work unauthenticated),
- * in-flight bound (RESOURCE_EXHAUSTED at once, never queued), deadline already passed
+ * before any decoding; grpc.health.v1 is exempt so probes work unauthenticated), then
+ * load: once calls have queued for a worker longer than queue_target_ms for 100 ms the
+ * server is overloaded and admits only while the queue is below the target, and never
+ * more than max_inflight unanswered calls; a refused call gets RESOURCE_EXHAUSTED at once
+ * (it never waits behind a handler). Then, on the worker, deadline already passed
  * (DEADLINE_EXCEEDED, no work done), then the handler.
  *
  * Transport: plaintext, TLS, or mutual TLS (grpc core SSL server credentials), from PEM
@@ -55,7 +60,7 @@ typedef struct mmr_rpc_reply {
     const ProtobufCMessage *msg;  /* response, typically allocated in the arena */
 } mmr_rpc_reply_t;
 
-/* A unary handler. Runs on a server thread; must be thread-safe. Fills reply. */
+/* A unary handler. Runs on a worker thread; must be thread-safe. Fills reply. */
 typedef void (*mmr_server_unary_fn)(void *opaque, const mmr_rpc_request_t *req,
                                     mmr_rpc_reply_t *reply);
 
@@ -71,8 +76,11 @@ int mmr_server_client_auth_parse(const char *s);
 
 typedef struct mmr_server_conf {
     const char *listen;       /* "127.0.0.1:50051"; port 0 picks a free port */
-    int threads;              /* worker threads / completion queues (default: cores) */
-    uint32_t max_inflight;    /* admitted concurrent calls (default 256) */
+    int threads;              /* worker threads running handlers, and as many acceptor
+                                 threads (default: cores) */
+    uint32_t max_inflight;    /* admitted calls not yet answered (default 256) */
+    uint32_t queue_target_ms; /* queueing delay admitted calls keep under overload
+                                 (default 5 ms; see Admission above) */
     uint32_t max_message_bytes; /* largest request accepted (default 4 MiB) */
     /* TLS: all paths are PEM files; NULL or "" = unset. No tls_cert_path = plaintext. */
     const char *tls_cert_path;      /* server certificate chain */
@@ -102,10 +110,20 @@ int mmr_server_port(const mmr_server_t *s);
  * health spec); Check on one gets NOT_FOUND. */
 void mmr_server_set_serving(mmr_server_t *s, int serving);
 
+/* A health-only service name (e.g. "mmrec.ingest": a part of the daemon that is not an
+ * RPC service) that Health Check / Watch answer for with its own status: SERVING only
+ * while it is set serving (the default) and the server is. Before mmr_server_start.
+ * Errors: MMR_ERR_INVALID (after start, empty, a known name, too many), MMR_ERR_NOMEM. */
+#define MMR_SERVER_HEALTH_SERVICES_MAX 8
+mmr_status_t mmr_server_add_health_service(mmr_server_t *s, const char *name, mmr_err_t *err);
+/* Sets a health-only service's status; watchers are told when it changes. Thread-safe;
+ * an unknown name is ignored. */
+void mmr_server_set_service_serving(mmr_server_t *s, const char *name, int serving);
+
 typedef struct mmr_server_stats {
     uint64_t calls;       /* unary calls answered, any status */
     uint64_t ok;
-    uint64_t shed;        /* RESOURCE_EXHAUSTED by the in-flight bound */
+    uint64_t shed;        /* RESOURCE_EXHAUSTED by admission (queueing delay or in-flight) */
     uint64_t expired;     /* DEADLINE_EXCEEDED before work */
     uint64_t unauthenticated; /* UNAUTHENTICATED: missing or unknown bearer token */
     uint32_t inflight;

@@ -1,20 +1,30 @@
 /* server.c — gRPC serving engine over grpc core (see mmr_server.h).
  *
- * Threads: `threads` workers, each blocking on its own completion queue. Every worker
- * keeps one requested call outstanding per registered method, re-armed once the matched
- * call has been dispatched (handler run, answer queued): unary handlers run on the worker
- * thread, and a request re-armed before that would let grpc match a new call into the
- * queue of a busy worker, where it waits behind the running handler while other workers
- * sit idle. So calls are only matched to idle workers; beyond `threads` busy ones they
- * wait unmatched inside grpc.
+ * Threads: `threads` acceptors and `threads` workers. Every requested call and every batch
+ * is bound to one completion queue that the acceptors share (so they also do grpc's I/O;
+ * one acceptor alone fell behind under overload on 2 busy cores), and no acceptor runs a
+ * Rank-sized handler, so each arriving call is matched and admitted (or refused) at once:
+ * an acceptor checks the bearer token, answers Health/Check and unknown methods itself,
+ * starts Health Watch streams, and hands admitted unary calls to the workers through a
+ * ring. Admission bounds the queueing delay, CoDel-style (see admit_unary): once the
+ * oldest queued call has waited more than queue_target_ms for a whole QUEUE_INTERVAL,
+ * the server is overloaded and admits a call only while the oldest queued one has waited
+ * at most the target, until the queue has stayed below it for an interval; max_inflight
+ * unanswered calls is a hard bound. A refused call gets RESOURCE_EXHAUSTED from the
+ * acceptor, without ever waiting behind a handler. So under sustained overload admitted
+ * calls wait about the target (5 ms by default) and the excess is refused, while a short
+ * stall (a busy host, a model swap) queues calls instead of refusing them. (A bound on
+ * queued calls alone refused ~3% at a third of capacity on a busy 2-core host.) Workers
+ * block on the ring's condition variable, run the handler and queue the answer; the
+ * answer's completion (TAG_DONE) comes back to an acceptor, which frees the call.
  *
  * Health Watch is a server stream: a watcher stays in a list guarded by health_mu and
  * is sent the status whenever it changes; at shutdown it is finished with UNAVAILABLE so
  * that grpc_server_shutdown_and_notify can complete.
  *
  * Security: TLS / mutual TLS are grpc core SSL server credentials built from PEM files
- * read once in mmr_server_new. Bearer tokens are checked on the worker thread as soon as
- * a call is matched, before admission or decoding, against every configured token in
+ * read once in mmr_server_new. Bearer tokens are checked on the acceptor as soon as a
+ * call is matched, before admission or decoding, against every configured token in
  * constant time (the time depends on the stored tokens' lengths only, not on which token
  * or how much of one matched). Tokens are never logged; the client name is. */
 #include "mmr_server.h"
@@ -49,6 +59,7 @@ typedef struct method {
     void *handle; /* grpc registered method; NULL for M_GENERIC */
     method_kind_t kind;
     int public;   /* served without a bearer token (grpc.health.v1) */
+    int on_acceptor; /* Health/Check: answered by the acceptor, outside admission */
     mmr_server_unary_fn fn;
     void *opaque;
     atomic_uint_fast64_t by_status[MMR_SERVER_STATUS_COUNT];
@@ -56,24 +67,22 @@ typedef struct method {
     atomic_uint_fast64_t latency_sum_us;
 } method_t;
 
-#define MAX_ARMED 64 /* requests posted per method and worker */
+#define ARMED 64 /* requests kept posted per method, so arriving calls are matched at once */
+#define QUEUE_INTERVAL_NS 100000000LL /* queueing delay above target this long: overloaded */
 
 const double mmr_server_latency_le[MMR_SERVER_LATENCY_BUCKETS - 1] = {
     0.1, 0.25, 0.5, 1, 2, 3, 5, 10, 25, 50, 100, 250, 500, 1000, 5000};
 
 typedef struct call call_t;
-typedef struct tag { call_t *c; tag_kind_t kind; } tag_t;
-
-typedef struct worker {
-    mmr_server_t *s;
-    grpc_completion_queue *cq;
-    pthread_t thread;
-} worker_t;
+/* A tag hands its call from the thread that posts it to whichever acceptor takes its event.
+ * grpc's queue orders the two, but invisibly to TSan (grpc is not instrumented), so the
+ * hand-off is also an atomic kind: stored just before the grpc call that posts the tag
+ * (c's fields are final by then), loaded first when the event is taken. */
+typedef struct tag { call_t *c; _Atomic tag_kind_t kind; } tag_t;
 
 struct call {
     tag_t t_main, t_close;
     mmr_server_t *s;
-    worker_t *w;
     method_t *m;
     grpc_call *call;
     gpr_timespec deadline;
@@ -83,7 +92,7 @@ struct call {
     grpc_byte_buffer *resp;
     grpc_slice status_details;
     int cancelled;
-    int admitted;
+    int admitted;                /* counted in s->inflight until TAG_DONE */
     int64_t matched_ns;          /* when the call was matched (latency start) */
     const char *client;          /* authenticated client name (borrowed from s->tokens) */
     mmr_arena_t *arena;
@@ -91,6 +100,7 @@ struct call {
     call_t *wnext, *wprev;
     int outstanding, sending, closed, status_sent, last_sent;
     int watch_unknown;           /* watched service is unknown: always SERVICE_UNKNOWN */
+    int watch_svc;               /* watched health-only service (index), -1: the server's */
 };
 
 typedef struct token {
@@ -102,8 +112,20 @@ typedef struct token {
 struct mmr_server {
     grpc_server *server;
     grpc_completion_queue *shutdown_cq;
-    worker_t *workers;
+    grpc_completion_queue *cq;   /* the acceptors': every call's events */
+    pthread_t *acceptors;        /* [nworkers] */
+    pthread_t *workers;          /* [nworkers] */
     int nworkers;
+    /* Hand-off ring of admitted unary calls and the admission state, guarded by q_mu.
+     * q_len <= admitted unanswered calls < max_inflight = q_cap, so it never overflows. */
+    pthread_mutex_t q_mu;
+    pthread_cond_t q_cv;
+    call_t **q;                  /* [q_cap] */
+    uint32_t q_cap, q_head, q_len;
+    int q_stop;
+    int64_t q_target_ns;         /* queueing delay target */
+    int overloaded;              /* shedding state (admit_unary) */
+    int64_t above_since_ns, below_since_ns; /* 0: not above / below the target */
     method_t methods[MAX_METHODS];
     int nmethods;
     int port;
@@ -117,6 +139,10 @@ struct mmr_server {
     pthread_mutex_t health_mu;
     int serving;
     call_t *watchers;
+    /* Health-only services (mmr_server_add_health_service): names fixed at start, serving
+     * flags under health_mu. */
+    struct { char *name; int serving; } hsvc[MMR_SERVER_HEALTH_SERVICES_MAX];
+    int nhsvc;
 };
 
 /* --- calls --------------------------------------------------------------------------- */
@@ -132,27 +158,26 @@ static void call_free(call_t *c) {
     free(c);
 }
 
-/* Posts a request for the next call of method m on worker w. */
-static void request_next(worker_t *w, method_t *m) {
-    mmr_server_t *s = w->s;
+/* Posts a request for the next call of method m on the acceptor's queue. */
+static void request_next(mmr_server_t *s, method_t *m) {
     if (atomic_load(&s->stopped)) return;
     call_t *c = calloc(1, sizeof *c);
     if (!c) { mmr_log(MMR_LOG_ERROR, "server", "out of memory re-arming %s", m->path); return; }
     c->s = s;
-    c->w = w;
     c->m = m;
-    c->t_main = (tag_t){c, TAG_REQUESTED};
-    c->t_close = (tag_t){c, TAG_WATCH_CLOSED};
+    c->t_main.c = c;
+    c->t_close.c = c;
     c->status_details = grpc_empty_slice();
     grpc_metadata_array_init(&c->md);
     grpc_call_error e;
+    if (m->kind == M_GENERIC) grpc_call_details_init(&c->details);
+    c->t_main.kind = TAG_REQUESTED; /* the last write to c before the tag is posted */
     if (m->kind == M_GENERIC) {
-        grpc_call_details_init(&c->details);
-        e = grpc_server_request_call(s->server, &c->call, &c->details, &c->md, w->cq, w->cq,
+        e = grpc_server_request_call(s->server, &c->call, &c->details, &c->md, s->cq, s->cq,
                                      &c->t_main);
     } else {
         e = grpc_server_request_registered_call(s->server, m->handle, &c->call, &c->deadline,
-                                                &c->md, &c->payload, w->cq, w->cq, &c->t_main);
+                                                &c->md, &c->payload, s->cq, s->cq, &c->t_main);
     }
     if (e != GRPC_CALL_OK) {
         mmr_log(MMR_LOG_ERROR, "server", "request %s: %s", m->path, grpc_call_error_to_string(e));
@@ -191,8 +216,9 @@ static void send_unary(call_t *c, int status, const char *message, const Protobu
         (message && *message) ? &c->status_details : NULL;
     ops[n].op = GRPC_OP_RECV_CLOSE_ON_SERVER;
     ops[n++].data.recv_close_on_server.cancelled = &c->cancelled;
+    grpc_call *call = c->call; /* once the batch is started c is the acceptor's to free */
     c->t_main.kind = TAG_DONE;
-    grpc_call_error e = grpc_call_start_batch(c->call, ops, (size_t)n, &c->t_main, NULL);
+    grpc_call_error e = grpc_call_start_batch(call, ops, (size_t)n, &c->t_main, NULL);
     if (e != GRPC_CALL_OK) {
         mmr_log(MMR_LOG_ERROR, "server", "%s: start_batch: %s", c->m->path,
                 grpc_call_error_to_string(e));
@@ -208,15 +234,9 @@ static int64_t deadline_mono_ns(gpr_timespec d) {
     return mmr_mono_ns() + left.tv_sec * 1000000000 + left.tv_nsec;
 }
 
-static void dispatch_unary(call_t *c) {
+/* Decodes and runs an admitted (or on-acceptor) unary call and queues its answer. */
+static void run_unary(call_t *c) {
     mmr_server_t *s = c->s;
-    if (atomic_fetch_add(&s->inflight, 1) >= s->max_inflight) {
-        atomic_fetch_sub(&s->inflight, 1);
-        atomic_fetch_add(&s->shed, 1);
-        send_unary(c, MMR_RPC_RESOURCE_EXHAUSTED, "server overloaded: in-flight limit reached", NULL);
-        return;
-    }
-    c->admitted = 1;
     int64_t deadline = deadline_mono_ns(c->deadline);
     if (deadline <= mmr_mono_ns()) {
         atomic_fetch_add(&s->expired, 1);
@@ -240,6 +260,40 @@ static void dispatch_unary(call_t *c) {
     else c->m->fn(c->m->opaque, &req, &reply);
     send_unary(c, reply.status, reply.message, reply.msg);
     grpc_slice_unref(body);
+}
+
+/* Acceptor: hands c to the workers, or refuses it at once. The queueing delay is the age
+ * of the oldest queued call. Not overloaded: admit; become overloaded once the delay has
+ * been above the target for QUEUE_INTERVAL (a short stall only queues). Overloaded: admit
+ * only while the delay is at most the target (so admitted calls wait about the target);
+ * leave once it has stayed there for QUEUE_INTERVAL. max_inflight bounds both states.
+ * After a successful push c belongs to a worker and is not touched here again. */
+static void admit_unary(call_t *c) {
+    mmr_server_t *s = c->s;
+    if (c->m->on_acceptor) { run_unary(c); return; }
+    int admitted = 0;
+    int64_t now = c->matched_ns;
+    pthread_mutex_lock(&s->q_mu);
+    int above = s->q_len && now - s->q[s->q_head]->matched_ns > s->q_target_ns;
+    if (above) {
+        s->below_since_ns = 0;
+        if (!s->above_since_ns) s->above_since_ns = now;
+        if (now - s->above_since_ns >= QUEUE_INTERVAL_NS) s->overloaded = 1;
+    } else {
+        s->above_since_ns = 0;
+        if (!s->below_since_ns) s->below_since_ns = now;
+        if (now - s->below_since_ns >= QUEUE_INTERVAL_NS) s->overloaded = 0;
+    }
+    if (!(s->overloaded && above) && atomic_load(&s->inflight) < s->max_inflight) {
+        c->admitted = admitted = 1;
+        atomic_fetch_add(&s->inflight, 1);
+        s->q[(s->q_head + s->q_len++) % s->q_cap] = c;
+        pthread_cond_signal(&s->q_cv);
+    }
+    pthread_mutex_unlock(&s->q_mu);
+    if (admitted) return;
+    atomic_fetch_add(&s->shed, 1);
+    send_unary(c, MMR_RPC_RESOURCE_EXHAUSTED, "server overloaded: admission limit reached", NULL);
 }
 
 /* --- bearer tokens --------------------------------------------------------------------- */
@@ -480,20 +534,27 @@ static void grpc_log_route(void) { gpr_set_log_function(grpc_log_sink); }
 
 /* --- health ---------------------------------------------------------------------------- */
 
-static int health_status_locked(mmr_server_t *s) {
-    return s->serving ? GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__SERVING
-                      : GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__NOT_SERVING;
+/* svc: -1 for the server (and its RPC services), else a health-only service, which is
+ * SERVING only while both it and the server are. */
+static int health_status_locked(mmr_server_t *s, int svc) {
+    return s->serving && (svc < 0 || s->hsvc[svc].serving)
+               ? GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__SERVING
+               : GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__NOT_SERVING;
 }
 
-/* The services Health answers for; anything else is NOT_FOUND (Check) / SERVICE_UNKNOWN. */
-static int health_knows(mmr_server_t *s, const char *service) {
-    if (!*service || strcmp(service, "grpc.health.v1.Health") == 0) return 1;
+#define HEALTH_UNKNOWN (-2)
+/* The service Health answers for: -1 for "" and the RPC services, a health-only service's
+ * index, or HEALTH_UNKNOWN (NOT_FOUND for Check, SERVICE_UNKNOWN for Watch). */
+static int health_service(mmr_server_t *s, const char *service) {
+    if (!*service || strcmp(service, "grpc.health.v1.Health") == 0) return -1;
+    for (int i = 0; i < s->nhsvc; i++)
+        if (strcmp(s->hsvc[i].name, service) == 0) return i;
     for (int i = 0; i < s->nmethods; i++) {
         const char *p = s->methods[i].path; /* "/pkg.Service/Method" */
         size_t n = strlen(service);
-        if (p[0] == '/' && strncmp(p + 1, service, n) == 0 && p[1 + n] == '/') return 1;
+        if (p[0] == '/' && strncmp(p + 1, service, n) == 0 && p[1 + n] == '/') return -1;
     }
-    return 0;
+    return HEALTH_UNKNOWN;
 }
 
 static void health_check(void *opaque, const mmr_rpc_request_t *req, mmr_rpc_reply_t *reply) {
@@ -505,9 +566,9 @@ static void health_check(void *opaque, const mmr_rpc_request_t *req, mmr_rpc_rep
         snprintf(reply->message, sizeof reply->message, "undecodable HealthCheckRequest");
         return;
     }
-    int known = health_knows(s, in->service);
+    int svc = health_service(s, in->service);
     grpc__health__v1__health_check_request__free_unpacked(in, NULL);
-    if (!known) {
+    if (svc == HEALTH_UNKNOWN) {
         reply->status = MMR_RPC_NOT_FOUND;
         snprintf(reply->message, sizeof reply->message, "unknown service");
         return;
@@ -515,7 +576,7 @@ static void health_check(void *opaque, const mmr_rpc_request_t *req, mmr_rpc_rep
     Grpc__Health__V1__HealthCheckResponse *out = mmr_arena_alloc(req->arena, sizeof *out);
     grpc__health__v1__health_check_response__init(out);
     pthread_mutex_lock(&s->health_mu);
-    out->status = health_status_locked(s);
+    out->status = health_status_locked(s, svc);
     pthread_mutex_unlock(&s->health_mu);
     reply->status = MMR_RPC_OK;
     reply->msg = &out->base;
@@ -524,7 +585,7 @@ static void health_check(void *opaque, const mmr_rpc_request_t *req, mmr_rpc_rep
 /* What watcher c should be told now. Caller holds health_mu. */
 static int watch_status_locked(call_t *c) {
     return c->watch_unknown ? GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__SERVICE_UNKNOWN
-                            : health_status_locked(c->s);
+                            : health_status_locked(c->s, c->watch_svc);
 }
 
 /* 1 when watcher c is idle and has something new to send (a changed status, or the
@@ -580,7 +641,7 @@ static void watch_unlink_locked(call_t *c) {
  * unknown until shutdown ends the stream with UNAVAILABLE). */
 static void watch_start(call_t *c) {
     mmr_server_t *s = c->s;
-    int known = 1, decoded = 1;
+    int svc = -1, decoded = 1;
     if (c->payload) {
         grpc_byte_buffer_reader reader;
         grpc_byte_buffer_reader_init(&reader, c->payload);
@@ -590,20 +651,22 @@ static void watch_start(call_t *c) {
             NULL, GRPC_SLICE_LENGTH(body), GRPC_SLICE_START_PTR(body));
         grpc_slice_unref(body);
         decoded = in != NULL;
-        known = in && health_knows(s, in->service);
+        if (in) svc = health_service(s, in->service);
         if (in) grpc__health__v1__health_check_request__free_unpacked(in, NULL);
     }
     if (!decoded) {
         send_unary(c, MMR_RPC_INVALID_ARGUMENT, "undecodable HealthCheckRequest", NULL);
         return;
     }
-    c->watch_unknown = !known;
+    c->watch_unknown = svc == HEALTH_UNKNOWN;
+    c->watch_svc = svc < 0 ? -1 : svc;
     grpc_op close_op = {.op = GRPC_OP_RECV_CLOSE_ON_SERVER};
     close_op.data.recv_close_on_server.cancelled = &c->cancelled;
     pthread_mutex_lock(&s->health_mu);
     c->wnext = s->watchers;
     if (s->watchers) s->watchers->wprev = c;
     s->watchers = c;
+    c->t_close.kind = TAG_WATCH_CLOSED;
     if (grpc_call_start_batch(c->call, &close_op, 1, &c->t_close, NULL) == GRPC_CALL_OK)
         c->outstanding++;
     else
@@ -637,37 +700,56 @@ static void watch_notify_all(mmr_server_t *s) {
     pthread_mutex_unlock(&s->health_mu);
 }
 
-/* --- workers --------------------------------------------------------------------------- */
+/* --- acceptor and workers --------------------------------------------------------------- */
 
-static void *worker_main(void *arg) {
-    worker_t *w = arg;
+static void *acceptor_main(void *arg) {
+    mmr_server_t *s = arg;
     for (;;) {
-        grpc_event ev = grpc_completion_queue_next(w->cq, gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
+        grpc_event ev = grpc_completion_queue_next(s->cq, gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
         if (ev.type == GRPC_QUEUE_SHUTDOWN) break;
         if (ev.type != GRPC_OP_COMPLETE) continue;
         tag_t *t = ev.tag;
+        tag_kind_t kind = t->kind;
         call_t *c = t->c;
-        switch (t->kind) {
+        switch (kind) {
         case TAG_REQUESTED:
             if (!ev.success) { call_free(c); break; } /* server shutting down */
             c->matched_ns = mmr_mono_ns();
-            method_t *m = c->m; /* c may be freed by the time we re-arm */
-            if (c->s->ntokens && !m->public && !auth_call(c)) {}
-            else if (m->kind == M_UNARY) dispatch_unary(c);
+            method_t *m = c->m; /* c may belong to a worker (or be freed) by the time we re-arm */
+            if (s->ntokens && !m->public && !auth_call(c)) {}
+            else if (m->kind == M_UNARY) admit_unary(c);
             else if (m->kind == M_HEALTH_WATCH) watch_start(c);
             else send_unary(c, MMR_RPC_UNIMPLEMENTED, "unknown method", NULL);
-            request_next(w, m);
+            request_next(s, m);
             break;
         case TAG_DONE:
-            if (c->admitted) atomic_fetch_sub(&c->s->inflight, 1);
+            if (c->admitted) atomic_fetch_sub(&s->inflight, 1);
             call_free(c);
             break;
         case TAG_WATCH_SENT:
         case TAG_WATCH_CLOSED:
-            watch_event(c, t->kind);
+            watch_event(c, kind);
             break;
         }
     }
+    return NULL;
+}
+
+/* Runs admitted calls from the ring until it is empty and stopping. */
+static void *worker_main(void *arg) {
+    mmr_server_t *s = arg;
+    pthread_mutex_lock(&s->q_mu);
+    for (;;) {
+        while (!s->q_len && !s->q_stop) pthread_cond_wait(&s->q_cv, &s->q_mu);
+        if (!s->q_len) break;
+        call_t *c = s->q[s->q_head];
+        s->q_head = (s->q_head + 1) % s->q_cap;
+        s->q_len--;
+        pthread_mutex_unlock(&s->q_mu);
+        run_unary(c);
+        pthread_mutex_lock(&s->q_mu);
+    }
+    pthread_mutex_unlock(&s->q_mu);
     return NULL;
 }
 
@@ -680,6 +762,7 @@ static method_t *method_add(mmr_server_t *s, const char *path, method_kind_t kin
     m->path = strdup(path);
     m->kind = kind;
     m->public = strncmp(path, "/grpc.health.v1.Health/", 23) == 0;
+    m->on_acceptor = strcmp(path, "/grpc.health.v1.Health/Check") == 0;
     m->fn = fn;
     m->opaque = opaque;
     if (kind != M_GENERIC) {
@@ -704,9 +787,13 @@ mmr_status_t mmr_server_new(const mmr_server_conf_t *conf, mmr_server_t **out, m
         return mmr_err_set(err, MMR_ERR_NOMEM, "out of memory");
     }
     pthread_mutex_init(&s->health_mu, NULL);
+    pthread_mutex_init(&s->q_mu, NULL);
+    pthread_cond_init(&s->q_cv, NULL);
     long cores = sysconf(_SC_NPROCESSORS_ONLN);
     s->nworkers = conf->threads > 0 ? conf->threads : (cores > 0 ? (int)cores : 2);
     s->max_inflight = conf->max_inflight ? conf->max_inflight : 256;
+    s->q_cap = s->max_inflight;
+    s->q_target_ns = (int64_t)(conf->queue_target_ms ? conf->queue_target_ms : 5) * 1000000;
     /* SO_REUSEPORT off: a second daemon on the same port must fail, not share traffic. */
     grpc_arg args[3] = {
         {.type = GRPC_ARG_INTEGER, .key = GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH,
@@ -719,6 +806,8 @@ mmr_status_t mmr_server_new(const mmr_server_conf_t *conf, mmr_server_t **out, m
     s->server = grpc_server_create(&cargs, NULL);
     s->shutdown_cq = grpc_completion_queue_create_for_next(NULL);
     grpc_server_register_completion_queue(s->server, s->shutdown_cq, NULL);
+    s->cq = grpc_completion_queue_create_for_next(NULL);
+    grpc_server_register_completion_queue(s->server, s->cq, NULL);
     int tls = nonempty(conf->tls_cert_path);
     s->port = grpc_server_add_http2_port(s->server, conf->listen, creds);
     grpc_server_credentials_release(creds);
@@ -762,25 +851,45 @@ mmr_status_t mmr_server_add_method(mmr_server_t *s, const char *path, mmr_server
     return MMR_OK;
 }
 
+mmr_status_t mmr_server_add_health_service(mmr_server_t *s, const char *name, mmr_err_t *err) {
+    if (atomic_load(&s->started))
+        return mmr_err_set(err, MMR_ERR_INVALID, "add_health_service %s after start", name);
+    if (!name || !*name || health_service(s, name) != HEALTH_UNKNOWN)
+        return mmr_err_set(err, MMR_ERR_INVALID, "health service '%s': empty or taken", name ? name : "");
+    if (s->nhsvc == MMR_SERVER_HEALTH_SERVICES_MAX)
+        return mmr_err_set(err, MMR_ERR_INVALID, "more than %d health services", MMR_SERVER_HEALTH_SERVICES_MAX);
+    if (!(s->hsvc[s->nhsvc].name = strdup(name))) return mmr_err_set(err, MMR_ERR_NOMEM, "out of memory");
+    s->hsvc[s->nhsvc++].serving = 1;
+    return MMR_OK;
+}
+
+void mmr_server_set_service_serving(mmr_server_t *s, const char *name, int serving) {
+    pthread_mutex_lock(&s->health_mu);
+    int changed = 0;
+    for (int i = 0; i < s->nhsvc; i++)
+        if (strcmp(s->hsvc[i].name, name) == 0 && s->hsvc[i].serving != !!serving) {
+            s->hsvc[i].serving = !!serving;
+            changed = 1;
+        }
+    pthread_mutex_unlock(&s->health_mu);
+    if (changed) watch_notify_all(s);
+}
+
 mmr_status_t mmr_server_start(mmr_server_t *s, mmr_err_t *err) {
+    s->acceptors = calloc((size_t)s->nworkers, sizeof *s->acceptors);
     s->workers = calloc((size_t)s->nworkers, sizeof *s->workers);
-    if (!s->workers) return mmr_err_set(err, MMR_ERR_NOMEM, "out of memory");
-    for (int i = 0; i < s->nworkers; i++) {
-        s->workers[i].s = s;
-        s->workers[i].cq = grpc_completion_queue_create_for_next(NULL);
-        grpc_server_register_completion_queue(s->server, s->workers[i].cq, NULL);
-    }
+    s->q = calloc(s->q_cap, sizeof *s->q);
+    if (!s->acceptors || !s->workers || !s->q) return mmr_err_set(err, MMR_ERR_NOMEM, "out of memory");
     grpc_server_start(s->server);
     atomic_store(&s->started, 1);
-    /* Several requests outstanding per method and worker (each completed one is re-armed),
-     * so arriving calls are matched at once: a call grpc core holds unmatched is invisible to
-     * admission (it cannot be shed) and is cancelled, not drained, at shutdown. */
-    uint32_t per = s->max_inflight / (uint32_t)s->nworkers;
-    int armed = per < 1 ? 1 : per > MAX_ARMED ? MAX_ARMED : (int)per;
+    /* ARMED requests outstanding per method (each matched one is re-armed at once), so
+     * arriving calls are matched, and admitted or refused, at once: a call grpc core holds
+     * unmatched is invisible to admission and is cancelled, not drained, at shutdown. */
+    for (int m = 0; m < s->nmethods; m++)
+        for (int k = 0; k < ARMED; k++) request_next(s, &s->methods[m]);
     for (int i = 0; i < s->nworkers; i++) {
-        for (int m = 0; m < s->nmethods; m++)
-            for (int k = 0; k < armed; k++) request_next(&s->workers[i], &s->methods[m]);
-        pthread_create(&s->workers[i].thread, NULL, worker_main, &s->workers[i]);
+        pthread_create(&s->acceptors[i], NULL, acceptor_main, s);
+        pthread_create(&s->workers[i], NULL, worker_main, s);
     }
     return MMR_OK;
 }
@@ -826,13 +935,17 @@ void mmr_server_shutdown(mmr_server_t *s, int grace_ms) {
         grpc_server_cancel_all_calls(s->server);
         grpc_completion_queue_next(s->shutdown_cq, gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
     }
+    pthread_mutex_lock(&s->q_mu); /* every call is done: the workers find the ring empty */
+    s->q_stop = 1;
+    pthread_cond_broadcast(&s->q_cv);
+    pthread_mutex_unlock(&s->q_mu);
+    for (int i = 0; i < s->nworkers; i++) pthread_join(s->workers[i], NULL);
+    grpc_completion_queue_shutdown(s->cq);
+    for (int i = 0; i < s->nworkers; i++) pthread_join(s->acceptors[i], NULL);
+    /* Only now: an acceptor that read stopped == 0 may still have been re-arming a request. */
     grpc_server_destroy(s->server);
     s->server = NULL;
-    for (int i = 0; i < s->nworkers; i++) grpc_completion_queue_shutdown(s->workers[i].cq);
-    for (int i = 0; i < s->nworkers; i++) {
-        pthread_join(s->workers[i].thread, NULL);
-        grpc_completion_queue_destroy(s->workers[i].cq);
-    }
+    grpc_completion_queue_destroy(s->cq);
     grpc_completion_queue_shutdown(s->shutdown_cq);
     while (grpc_completion_queue_next(s->shutdown_cq, gpr_inf_future(GPR_CLOCK_REALTIME), NULL)
                .type != GRPC_QUEUE_SHUTDOWN) {}
@@ -852,11 +965,20 @@ void mmr_server_free(mmr_server_t *s) {
         while (grpc_completion_queue_next(s->shutdown_cq, gpr_inf_future(GPR_CLOCK_REALTIME), NULL)
                    .type != GRPC_QUEUE_SHUTDOWN) {}
         grpc_completion_queue_destroy(s->shutdown_cq);
+        grpc_completion_queue_shutdown(s->cq);
+        while (grpc_completion_queue_next(s->cq, gpr_inf_future(GPR_CLOCK_REALTIME), NULL).type !=
+               GRPC_QUEUE_SHUTDOWN) {}
+        grpc_completion_queue_destroy(s->cq);
     }
     for (int i = 0; i < s->nmethods; i++) free(s->methods[i].path);
+    for (int i = 0; i < s->nhsvc; i++) free(s->hsvc[i].name);
     tokens_free(s);
+    free(s->acceptors);
     free(s->workers);
+    free(s->q);
     pthread_mutex_destroy(&s->health_mu);
+    pthread_mutex_destroy(&s->q_mu);
+    pthread_cond_destroy(&s->q_cv);
     free(s);
     grpc_shutdown();
 }

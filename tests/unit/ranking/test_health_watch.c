@@ -5,6 +5,8 @@
  *
  * Shows: status changes are streamed (SERVING → NOT_SERVING → SERVING, no repeats); an
  * unknown service gets SERVICE_UNKNOWN and the stream stays open (gRPC health spec); a
+ * health-only service ("mmrec.ingest") has its own status, SERVING only while the server
+ * is too, for Watch and Check; a
  * client that cancels is cleaned up; Watch needs no token when token auth is on; and
  * shutdown ends every stream with UNAVAILABLE at once instead of waiting out the grace. */
 #include <grpc/byte_buffer_reader.h>
@@ -137,6 +139,21 @@ static void watch_close(watch_t *w) {
     grpc_byte_buffer_destroy(w->send);
 }
 
+/* Health/Check of service: the serving status, or minus the gRPC status of a failed call. */
+static int check(mmr_rpc_client_t *c, const char *service) {
+    Grpc__Health__V1__HealthCheckRequest req = GRPC__HEALTH__V1__HEALTH_CHECK_REQUEST__INIT;
+    req.service = (char *)service;
+    ProtobufCMessage *resp = NULL;
+    int status = -1;
+    mmr_err_t err = {0};
+    mmr_rpc_call(c, "/grpc.health.v1.Health/Check", &req.base,
+                 &grpc__health__v1__health_check_response__descriptor, &resp, 3000, &status, &err);
+    if (!resp) return -status;
+    int st = ((Grpc__Health__V1__HealthCheckResponse *)resp)->status;
+    protobuf_c_message_free_unpacked(resp, NULL);
+    return st;
+}
+
 static void noop_handler(void *opaque, const mmr_rpc_request_t *req, mmr_rpc_reply_t *reply) {
     reply->status = MMR_RPC_INVALID_ARGUMENT;
     snprintf(reply->message, sizeof reply->message, "not used");
@@ -148,7 +165,10 @@ static mmr_server_t *start(const char *tokens_file, char *target, size_t n) {
     mmr_err_t err = {0};
     CHECK_MSG(mmr_server_new(&conf, &s, &err) == MMR_OK, "%s", err.msg);
     CHECK(mmr_server_add_method(s, "/test.Svc/Do", noop_handler, NULL, &err) == MMR_OK);
+    CHECK(mmr_server_add_health_service(s, "mmrec.ingest", &err) == MMR_OK);
+    CHECK(mmr_server_add_health_service(s, "test.Svc", &err) == MMR_ERR_INVALID); /* taken */
     CHECK(mmr_server_start(s, &err) == MMR_OK);
+    CHECK(mmr_server_add_health_service(s, "late", &err) == MMR_ERR_INVALID);
     snprintf(target, n, "127.0.0.1:%d", mmr_server_port(s));
     return s;
 }
@@ -188,14 +208,26 @@ int main(void) {
     mmr_rpc_client_t *c = NULL;
     mmr_err_t err = {0};
     CHECK(mmr_rpc_client_new(target, NULL, &c, &err) == MMR_OK);
-    Grpc__Health__V1__HealthCheckRequest req = GRPC__HEALTH__V1__HEALTH_CHECK_REQUEST__INIT;
-    req.service = (char *)"no.Such";
-    ProtobufCMessage *resp = NULL;
-    int status = -1;
-    mmr_rpc_call(c, "/grpc.health.v1.Health/Check", &req.base,
-                 &grpc__health__v1__health_check_response__descriptor, &resp, 3000, &status, &err);
-    CHECK(status == MMR_RPC_NOT_FOUND && !resp);
+    CHECK(check(c, "no.Such") == -MMR_RPC_NOT_FOUND);
+
+    /* a health-only service: its own flag, and the server's */
+    watch_t ing;
+    watch_open(&ing, target, "mmrec.ingest");
+    CHECK(watch_next(&ing, 3000) == NOT_SERVING); /* the server is not serving */
+    mmr_server_set_serving(s, 1);
+    CHECK(watch_next(&ing, 3000) == SERVING && check(c, "mmrec.ingest") == SERVING);
+    CHECK(watch_next(&all, 3000) == SERVING && watch_next(&svc, 3000) == SERVING);
+    mmr_server_set_service_serving(s, "mmrec.ingest", 0);
+    CHECK(watch_next(&ing, 3000) == NOT_SERVING && check(c, "mmrec.ingest") == NOT_SERVING);
+    CHECK(check(c, "") == SERVING && watch_next(&all, 300) == W_TIMEOUT);
+    mmr_server_set_service_serving(s, "mmrec.ingest", 1);
+    CHECK(watch_next(&ing, 3000) == SERVING);
+    mmr_server_set_serving(s, 0);
+    CHECK(watch_next(&ing, 3000) == NOT_SERVING && check(c, "mmrec.ingest") == NOT_SERVING);
+    CHECK(watch_next(&all, 3000) == NOT_SERVING && watch_next(&svc, 3000) == NOT_SERVING);
+    watch_close(&ing);
     mmr_rpc_client_free(c);
+    printf("ok health-only service mmrec.ingest: own status for Watch and Check, NOT_SERVING with the server\n");
 
     /* an undecodable request is INVALID_ARGUMENT, not a stream */
     watch_t junk;
