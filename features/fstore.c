@@ -1,6 +1,7 @@
 /* fstore.c — opening the RocksDB feature store (column families, options, merge operator,
- * dedup TTL filter, schema check) and its read paths. Writes live in fstore_batch.c,
- * record formats in fstore_codec.c. */
+ * dedup TTL filter, schema check; read-write or read-only) and its read paths: point reads,
+ * MultiGets, full scans and snapshots (export). Writes live in fstore_batch.c, record
+ * formats in fstore_codec.c. */
 #include <errno.h>
 #include <math.h>
 #include <stdio.h>
@@ -23,6 +24,7 @@ static const char *const cf_names[FS_CF_COUNT] = {
 };
 
 static const char schema_key[] = "schema_version";
+#define FS_READ_ONLY_TRIES 50 /* read-only opens tried while the store changes under them */
 
 /* --- small shared helpers ------------------------------------------------------------ */
 
@@ -128,13 +130,22 @@ static const char *dedup_filter_name(void *state) { return "mmr.dedup_ttl"; }
 
 /* --- open / close -------------------------------------------------------------------- */
 
-static void fs_release(mmr_fstore_t *fs) {
+/* Closes the RocksDB handle and its column families; fs can open again. */
+static void fs_close_db(mmr_fstore_t *fs) {
     for (int i = 0; i < FS_CF_COUNT; i++)
         if (fs->cf[i]) rocksdb_column_family_handle_destroy(fs->cf[i]);
     for (int i = 0; i < fs->n_extra; i++)
         if (fs->extra_cf[i]) rocksdb_column_family_handle_destroy(fs->extra_cf[i]);
     free(fs->extra_cf);
     if (fs->db) rocksdb_close(fs->db);
+    memset(fs->cf, 0, sizeof fs->cf);
+    fs->extra_cf = NULL;
+    fs->n_extra = 0;
+    fs->db = NULL;
+}
+
+static void fs_release(mmr_fstore_t *fs) {
+    fs_close_db(fs);
     /* Only after the DB is gone: RocksDB borrows the filter (the merge operator, by
      * contrast, is owned by the options and freed with them). */
     if (fs->dedup_filter) rocksdb_compactionfilter_destroy(fs->dedup_filter);
@@ -289,7 +300,12 @@ static mmr_status_t open_db(mmr_fstore_t *fs, const mmr_fstore_opts_t *opts, cha
         names[total] = existing[i];
         cfo[total++] = o.db;
     }
-    fs->db = rocksdb_open_column_families(o.db, opts->path, total, names, cfo, h, rerr);
+    /* Read-only: no lock, no WAL replay into files, no flush or compaction: a reader beside
+     * the writer (error_if_wal_file_exists 0: the live WAL is replayed into memory). */
+    fs->db = opts->read_only
+                 ? rocksdb_open_for_read_only_column_families(o.db, opts->path, total, names,
+                                                              cfo, h, 0, rerr)
+                 : rocksdb_open_column_families(o.db, opts->path, total, names, cfo, h, rerr);
     open_opts_destroy(&o);
     if (!fs->db) return MMR_ERR_STORE; /* the caller converts *rerr */
     memcpy(fs->cf, h, sizeof fs->cf);
@@ -306,6 +322,68 @@ static mmr_status_t open_db(mmr_fstore_t *fs, const mmr_fstore_opts_t *opts, cha
     return MMR_OK;
 }
 
+/* The MANIFEST a store's CURRENT names, and its size: RocksDB appends to it (or starts a
+ * new one) for every flush and compaction. name is "" when CURRENT cannot be read. */
+typedef struct manifest_mark {
+    char name[128];
+    off_t size;
+} manifest_mark_t;
+
+static manifest_mark_t manifest_mark(const char *path) {
+    manifest_mark_t m = {{0}, -1};
+    char file[4096];
+    snprintf(file, sizeof file, "%s/CURRENT", path);
+    FILE *f = fopen(file, "r");
+    if (!f) return m;
+    if (!fgets(m.name, sizeof m.name, f)) m.name[0] = '\0';
+    fclose(f);
+    m.name[strcspn(m.name, "\n")] = '\0';
+    struct stat st;
+    if (snprintf(file, sizeof file, "%s/%s", path, m.name) < (int)sizeof file && stat(file, &st) == 0)
+        m.size = st.st_size;
+    return m;
+}
+
+/* A read-only open beside a live writer. RocksDB reads the MANIFEST, then the table files
+ * and WALs it names, while the writer flushes, compacts and deletes obsolete files. A file
+ * gone meanwhile fails the open; worse, a WAL deleted after the MANIFEST was read is
+ * skipped without error, so one column family misses its newest batches while another
+ * has them (test_fstore_snapshot saw items behind the offsets). The writer records every
+ * flush or compaction in the MANIFEST before it deletes any file, so an open during which
+ * the MANIFEST did not change saw one committed state; any other open is tried again. */
+static mmr_status_t open_read_only(mmr_fstore_t *fs, const mmr_fstore_opts_t *opts,
+                                   char **existing, size_t n_existing, int compression,
+                                   char **rerr, mmr_err_t *err) {
+    for (int t = 1;; t++) {
+        manifest_mark_t before = manifest_mark(opts->path);
+        mmr_status_t st = open_db(fs, opts, existing, n_existing, compression, rerr, err);
+        if (st == MMR_OK) {
+            manifest_mark_t after = manifest_mark(opts->path);
+            if (before.size >= 0 && before.size == after.size && !strcmp(before.name, after.name))
+                return MMR_OK;
+            fs_close_db(fs);
+        } else if (!*rerr || !strstr(*rerr, "No such file")) {
+            return st;
+        }
+        if (t == FS_READ_ONLY_TRIES) {
+            if (st != MMR_OK) return st; /* the caller reports *rerr */
+            return mmr_err_set(err, MMR_ERR_BUSY, "fstore open: %s kept changing during %d "
+                               "read-only opens", opts->path, t);
+        }
+        mmr_log(MMR_LOG_DEBUG, LOG_MOD, "read-only open %d of %s: %s", t, opts->path,
+                *rerr ? *rerr : "the store changed meanwhile");
+        rocksdb_free(*rerr);
+        *rerr = NULL;
+        usleep(1000u * (unsigned)(t < 10 ? t : 10));
+    }
+}
+
+static mmr_status_t open_store(mmr_fstore_t *fs, const mmr_fstore_opts_t *opts, char **existing,
+                               size_t n_existing, int compression, char **rerr, mmr_err_t *err) {
+    return opts->read_only ? open_read_only(fs, opts, existing, n_existing, compression, rerr, err)
+                           : open_db(fs, opts, existing, n_existing, compression, rerr, err);
+}
+
 /* Writes our schema version into a fresh store, refuses a newer one. */
 static mmr_status_t check_schema(mmr_fstore_t *fs, const char *path, mmr_err_t *err) {
     char *rerr = NULL;
@@ -313,6 +391,7 @@ static mmr_status_t check_schema(mmr_fstore_t *fs, const char *path, mmr_err_t *
     char *v = rocksdb_get_cf(fs->db, fs->ro, fs->cf[FS_CF_META], schema_key, sizeof schema_key - 1,
                              &len, &rerr);
     if (rerr) return mmr_fstore_rocks_status(rerr, err, "fstore open: read schema version");
+    if (!v && mmr_fstore_is_read_only(fs)) return MMR_OK; /* an empty store: nothing to refuse */
     if (!v) {
         uint8_t buf[4];
         mmr_fstore_codec_put_u32(buf, MMR_FSTORE_SCHEMA_VERSION);
@@ -372,22 +451,30 @@ mmr_status_t mmr_fstore_open(const mmr_fstore_opts_t *opts, mmr_fstore_t **out, 
         return mmr_err_set(err, MMR_ERR_NOMEM, "fstore open: out of memory");
     }
     fst->ttl_ms = fs->dedup_ttl_ms;
-    fs->dedup_filter = rocksdb_compactionfilter_create(fst, free, dedup_filter, dedup_filter_name);
+    /* A read-only handle runs no compaction: it needs no TTL filter. */
+    fs->read_only = opts->read_only != 0;
+    if (opts->read_only)
+        free(fst);
+    else
+        fs->dedup_filter = rocksdb_compactionfilter_create(fst, free, dedup_filter,
+                                                           dedup_filter_name);
 
     char **existing = NULL;
     size_t n_existing = 0;
     mmr_status_t st = list_cfs(opts->path, &existing, &n_existing, err);
-    if (st == MMR_OK && !existing && opts->must_exist)
+    if (st == MMR_OK && !existing && (opts->must_exist || opts->read_only))
         st = mmr_err_set(err, MMR_ERR_NOT_FOUND, "fstore open: no store at %s", opts->path);
     if (st == MMR_OK) {
         char *rerr = NULL;
-        st = open_db(fs, opts, existing, n_existing, rocksdb_lz4_compression, &rerr, err);
+        int compression = rocksdb_lz4_compression;
+        st = open_store(fs, opts, existing, n_existing, compression, &rerr, err);
         if (st == MMR_ERR_STORE && rerr && strstr(rerr, "ompression")) {
             /* This librocksdb was built without LZ4: run uncompressed rather than fail. */
             mmr_log(MMR_LOG_INFO, LOG_MOD, "LZ4 unavailable (%s), opening uncompressed", rerr);
             rocksdb_free(rerr);
             rerr = NULL;
-            st = open_db(fs, opts, existing, n_existing, rocksdb_no_compression, &rerr, err);
+            compression = rocksdb_no_compression;
+            st = open_store(fs, opts, existing, n_existing, compression, &rerr, err);
         }
         if (rerr) st = mmr_fstore_rocks_status(rerr, err, "fstore open");
     }
@@ -405,6 +492,10 @@ void mmr_fstore_close(mmr_fstore_t *fs) {
     if (!fs) return;
     if (atomic_load(&fs->batch_open))
         mmr_log(MMR_LOG_ERROR, LOG_MOD, "close: a batch is still open (caller bug)");
+    if (mmr_fstore_is_read_only(fs)) {
+        fs_release(fs);
+        return;
+    }
     /* Flush so that the next open does not replay the WAL; a failure loses nothing. */
     rocksdb_flushoptions_t *fo = rocksdb_flushoptions_create();
     rocksdb_flushoptions_set_wait(fo, 1);
@@ -419,6 +510,8 @@ void mmr_fstore_close(mmr_fstore_t *fs) {
     rocksdb_flushoptions_destroy(fo);
     fs_release(fs);
 }
+
+int mmr_fstore_is_read_only(const mmr_fstore_t *fs) { return fs->read_only; }
 
 static uint64_t cf_sum(mmr_fstore_t *fs, const char *name) {
     uint64_t total = 0, v;
@@ -443,6 +536,8 @@ void mmr_fstore_get_stats(mmr_fstore_t *fs, mmr_fstore_stats_t *out) {
 }
 
 mmr_status_t mmr_fstore_compact(mmr_fstore_t *fs, mmr_err_t *err) {
+    if (mmr_fstore_is_read_only(fs))
+        return mmr_err_set(err, MMR_ERR_UNSUPPORTED, "fstore compact: store opened read-only");
     rocksdb_flushoptions_t *fo = rocksdb_flushoptions_create();
     rocksdb_flushoptions_set_wait(fo, 1);
     rocksdb_compactoptions_t *co = rocksdb_compactoptions_create();
@@ -620,31 +715,87 @@ mmr_status_t mmr_fstore_get_items(mmr_fstore_t *fs, size_t n, const char *const 
 
 void mmr_fstore_items_free(mmr_item_t *items) { free(items); }
 
-mmr_status_t mmr_fstore_iter_items(mmr_fstore_t *fs, mmr_fstore_item_fn fn, void *opaque,
-                                   mmr_err_t *err) {
-    /* A RocksDB iterator reads one implicit snapshot taken at its creation: a consistent
-     * catalog even while batches commit. A full scan should not evict the hot blocks. */
+/* --- scans: catalog, users, offsets -------------------------------------------------------
+ * A scan reads through its own read options: fill_cache off (a full scan should not evict
+ * the hot blocks) and total_order_seek on (users and stats have hash memtables whose prefix
+ * is the whole key: without it an iterator over them would see a single key). */
+
+static rocksdb_readoptions_t *scan_readoptions(const rocksdb_snapshot_t *snap) {
     rocksdb_readoptions_t *ro = rocksdb_readoptions_create();
     rocksdb_readoptions_set_fill_cache(ro, 0);
+    rocksdb_readoptions_set_total_order_seek(ro, 1);
+    if (snap) rocksdb_readoptions_set_snapshot(ro, snap);
+    return ro;
+}
+
+/* Copies the iterator's key into id (MMR_ID_MAX + 1 bytes); MMR_ERR_CORRUPT if it is no id. */
+static mmr_status_t iter_id(rocksdb_iterator_t *it, char *id, const char *what, mmr_err_t *err) {
+    size_t klen;
+    const char *key = rocksdb_iter_key(it, &klen);
+    if (klen == 0 || klen > MMR_ID_MAX)
+        return mmr_err_set(err, MMR_ERR_CORRUPT, "%s: key of %zu bytes", what, klen);
+    memcpy(id, key, klen);
+    id[klen] = '\0';
+    return MMR_OK;
+}
+
+/* Ends a scan: reports the iterator's own error unless st already failed, frees it. */
+static mmr_status_t iter_end(rocksdb_iterator_t *it, mmr_status_t st, const char *what,
+                             mmr_err_t *err) {
+    if (st == MMR_OK) {
+        char *rerr = NULL;
+        rocksdb_iter_get_error(it, &rerr);
+        st = mmr_fstore_rocks_status(rerr, err, what);
+    }
+    rocksdb_iter_destroy(it);
+    return st;
+}
+
+/* Advances sit (over stats, in key order) to the first key ≥ id; when that key is id, its
+ * decoded record goes to *s and *found is 1. */
+static mmr_status_t stats_join(rocksdb_iterator_t *sit, const char *id, mmr_item_stats_t *s,
+                               int *found, const char *what, mmr_err_t *err) {
+    size_t len = strlen(id);
+    *found = 0;
+    for (; rocksdb_iter_valid(sit); rocksdb_iter_next(sit)) {
+        size_t klen, vlen;
+        const char *key = rocksdb_iter_key(sit, &klen);
+        int c = memcmp(key, id, klen < len ? klen : len); /* RocksDB's bytewise order */
+        if (c == 0) c = (klen > len) - (klen < len);
+        if (c < 0) continue;
+        if (c > 0) return MMR_OK;
+        const char *val = rocksdb_iter_value(sit, &vlen);
+        mmr_err_t e;
+        if (mmr_fstore_codec_decode_stats(val, vlen, s, &e) != MMR_OK)
+            return mmr_err_set(err, MMR_ERR_CORRUPT, "%s: stats of '%s': %s", what, id, e.msg);
+        *found = 1;
+        return MMR_OK;
+    }
+    return MMR_OK;
+}
+
+/* Calls fn for every non-deleted item read through ro, in key order, with its stats when
+ * with_stats (a merge join with a second iterator over stats, also in key order), else
+ * with NULL stats. */
+static mmr_status_t walk_items(mmr_fstore_t *fs, const rocksdb_readoptions_t *ro, int with_stats,
+                               mmr_fstore_item_stats_fn fn, void *opaque, const char *what,
+                               mmr_err_t *err) {
     rocksdb_iterator_t *it = rocksdb_create_iterator_cf(fs->db, ro, fs->cf[FS_CF_ITEMS]);
+    rocksdb_iterator_t *sit =
+        with_stats ? rocksdb_create_iterator_cf(fs->db, ro, fs->cf[FS_CF_STATS]) : NULL;
+    if (sit) rocksdb_iter_seek_to_first(sit);
     float *scratch = NULL; /* [scratch_cap] aligned copies of the current item's floats */
     size_t scratch_cap = 0;
     mmr_status_t st = MMR_OK;
     for (rocksdb_iter_seek_to_first(it); rocksdb_iter_valid(it); rocksdb_iter_next(it)) {
-        size_t klen, vlen;
-        const char *key = rocksdb_iter_key(it, &klen);
-        const char *val = rocksdb_iter_value(it, &vlen);
         char id[MMR_ID_MAX + 1];
-        if (klen == 0 || klen > MMR_ID_MAX) {
-            st = mmr_err_set(err, MMR_ERR_CORRUPT, "iter_items: key of %zu bytes", klen);
-            break;
-        }
-        memcpy(id, key, klen);
-        id[klen] = '\0';
+        if ((st = iter_id(it, id, what, err)) != MMR_OK) break;
+        size_t vlen;
+        const char *val = rocksdb_iter_value(it, &vlen);
         mmr_fstore_item_view_t v;
         mmr_err_t e;
         if ((st = mmr_fstore_codec_decode_item(val, vlen, &v, &e)) != MMR_OK) {
-            mmr_err_set(err, st, "iter_items '%s': %s", id, e.msg);
+            mmr_err_set(err, st, "%s '%s': %s", what, id, e.msg);
             break;
         }
         if (v.deleted) continue;
@@ -652,7 +803,7 @@ mmr_status_t mmr_fstore_iter_items(mmr_fstore_t *fs, mmr_fstore_item_fn fn, void
         if (need > scratch_cap) {
             float *s = realloc(scratch, need * sizeof *s);
             if (!s) {
-                st = mmr_err_set(err, MMR_ERR_NOMEM, "iter_items: out of memory");
+                st = mmr_err_set(err, MMR_ERR_NOMEM, "%s: out of memory", what);
                 break;
             }
             scratch = s;
@@ -667,17 +818,66 @@ mmr_status_t mmr_fstore_iter_items(mmr_fstore_t *fs, mmr_fstore_item_fn fn, void
             item.emb[m] = fp;
             fp += v.dim[m];
         }
-        if (fn(opaque, &item)) break;
-    }
-    if (st == MMR_OK) {
-        char *rerr = NULL;
-        rocksdb_iter_get_error(it, &rerr);
-        st = mmr_fstore_rocks_status(rerr, err, "iter_items");
+        mmr_item_stats_t stats;
+        int has_stats = 0;
+        if (sit && (st = stats_join(sit, id, &stats, &has_stats, what, err)) != MMR_OK) break;
+        if (fn(opaque, &item, has_stats ? &stats : NULL)) break;
     }
     free(scratch);
-    rocksdb_iter_destroy(it);
+    if (sit) st = iter_end(sit, st, what, err);
+    return iter_end(it, st, what, err);
+}
+
+typedef struct item_only {
+    mmr_fstore_item_fn fn;
+    void *opaque;
+} item_only_t;
+
+static int item_only(void *opaque, const mmr_item_t *item, const mmr_item_stats_t *stats) {
+    const item_only_t *o = opaque;
+    return o->fn(o->opaque, item);
+}
+
+mmr_status_t mmr_fstore_iter_items(mmr_fstore_t *fs, mmr_fstore_item_fn fn, void *opaque,
+                                   mmr_err_t *err) {
+    /* A RocksDB iterator reads one implicit snapshot taken at its creation: a consistent
+     * catalog even while batches commit. */
+    rocksdb_readoptions_t *ro = scan_readoptions(NULL);
+    item_only_t o = {fn, opaque};
+    mmr_status_t st = walk_items(fs, ro, 0, item_only, &o, "iter_items", err);
     rocksdb_readoptions_destroy(ro);
     return st;
+}
+
+/* Decodes a users record into *u: one block, the struct then recent[], regrown when the
+ * record holds more than *cap interactions (*u may start NULL with *cap 0). On error *u
+ * is still freeable and err holds the reason (without the user id). */
+static mmr_status_t user_decode(const char *v, size_t len, mmr_user_t **u, uint32_t *cap,
+                                mmr_err_t *err) {
+    mmr_fstore_user_dec_t d;
+    mmr_status_t st = mmr_fstore_codec_user_begin(&d, v, len, err);
+    if (st != MMR_OK) return st;
+    if (!*u || d.n > *cap) {
+        mmr_user_t *g = realloc(*u, sizeof *g + (size_t)d.n * sizeof *g->recent);
+        if (!g) return mmr_err_set(err, MMR_ERR_NOMEM, "out of memory");
+        *u = g;
+        *cap = d.n;
+    }
+    mmr_user_t *w = *u;
+    w->recent = (mmr_interaction_t *)(w + 1);
+    w->n = d.n;
+    w->events_total = d.events_total;
+    for (uint32_t i = 0; i < d.n; i++) {
+        mmr_fstore_ix_t ix;
+        if ((st = mmr_fstore_codec_user_next(&d, &ix, err)) != MMR_OK) return st;
+        mmr_interaction_t *r = &w->recent[i];
+        memcpy(r->item_id, ix.item, ix.item_len);
+        r->item_id[ix.item_len] = '\0';
+        r->type = ix.type;
+        r->value = ix.value;
+        r->ts_ms = ix.ts_ms;
+    }
+    return MMR_OK;
 }
 
 mmr_status_t mmr_fstore_get_user(mmr_fstore_t *fs, const char *user_id, mmr_user_t **out,
@@ -690,32 +890,10 @@ mmr_status_t mmr_fstore_get_user(mmr_fstore_t *fs, const char *user_id, mmr_user
     char *v = rocksdb_get_cf(fs->db, fs->ro, fs->cf[FS_CF_USERS], user_id, klen, &len, &rerr);
     if (rerr) return mmr_fstore_rocks_status(rerr, err, "get_user");
     if (!v) return mmr_err_set(err, MMR_ERR_NOT_FOUND, "get_user '%s': no such user", user_id);
-
-    mmr_fstore_user_dec_t d;
-    mmr_err_t e;
     mmr_user_t *u = NULL;
-    mmr_status_t st = mmr_fstore_codec_user_begin(&d, v, len, &e);
-    if (st == MMR_OK) {
-        /* One block: the struct, then recent[n]. */
-        u = calloc(1, sizeof *u + (size_t)d.n * sizeof *u->recent);
-        if (!u) {
-            rocksdb_free(v);
-            return mmr_err_set(err, MMR_ERR_NOMEM, "get_user: out of memory");
-        }
-        u->recent = (mmr_interaction_t *)(u + 1);
-        u->n = d.n;
-        u->events_total = d.events_total;
-    }
-    for (uint32_t i = 0; st == MMR_OK && i < d.n; i++) {
-        mmr_fstore_ix_t ix;
-        if ((st = mmr_fstore_codec_user_next(&d, &ix, &e)) != MMR_OK) break;
-        mmr_interaction_t *r = &u->recent[i];
-        memcpy(r->item_id, ix.item, ix.item_len);
-        r->item_id[ix.item_len] = '\0';
-        r->type = ix.type;
-        r->value = ix.value;
-        r->ts_ms = ix.ts_ms;
-    }
+    uint32_t cap = 0;
+    mmr_err_t e;
+    mmr_status_t st = user_decode(v, len, &u, &cap, &e);
     rocksdb_free(v);
     if (st != MMR_OK) {
         free(u);
@@ -726,3 +904,100 @@ mmr_status_t mmr_fstore_get_user(mmr_fstore_t *fs, const char *user_id, mmr_user
 }
 
 void mmr_user_free(mmr_user_t *u) { free(u); }
+
+/* --- snapshots ---------------------------------------------------------------------------
+ * One RocksDB snapshot and the scan options that read it; RocksDB only reads the options,
+ * so several threads may scan through one snapshot. */
+struct mmr_fstore_snapshot {
+    mmr_fstore_t *fs;
+    const rocksdb_snapshot_t *snap;
+    rocksdb_readoptions_t *ro;
+    int64_t time_ms;
+};
+
+mmr_status_t mmr_fstore_snapshot_new(mmr_fstore_t *fs, mmr_fstore_snapshot_t **out,
+                                     mmr_err_t *err) {
+    *out = NULL;
+    mmr_fstore_snapshot_t *s = malloc(sizeof *s);
+    if (!s) return mmr_err_set(err, MMR_ERR_NOMEM, "snapshot: out of memory");
+    s->fs = fs;
+    s->snap = rocksdb_create_snapshot(fs->db);
+    s->ro = scan_readoptions(s->snap);
+    s->time_ms = mmr_now_ms();
+    *out = s;
+    return MMR_OK;
+}
+
+void mmr_fstore_snapshot_free(mmr_fstore_snapshot_t *snap) {
+    if (!snap) return;
+    rocksdb_readoptions_destroy(snap->ro);
+    rocksdb_release_snapshot(snap->fs->db, snap->snap);
+    free(snap);
+}
+
+int64_t mmr_fstore_snapshot_time_ms(const mmr_fstore_snapshot_t *snap) { return snap->time_ms; }
+
+mmr_status_t mmr_fstore_snapshot_iter_items(mmr_fstore_snapshot_t *snap,
+                                            mmr_fstore_item_stats_fn fn, void *opaque,
+                                            mmr_err_t *err) {
+    return walk_items(snap->fs, snap->ro, 1, fn, opaque, "snapshot items", err);
+}
+
+mmr_status_t mmr_fstore_snapshot_iter_users(mmr_fstore_snapshot_t *snap, mmr_fstore_user_fn fn,
+                                            void *opaque, mmr_err_t *err) {
+    mmr_fstore_t *fs = snap->fs;
+    rocksdb_iterator_t *it = rocksdb_create_iterator_cf(fs->db, snap->ro, fs->cf[FS_CF_USERS]);
+    mmr_user_t *u = NULL; /* reused for every user */
+    uint32_t cap = 0;
+    mmr_status_t st = MMR_OK;
+    for (rocksdb_iter_seek_to_first(it); rocksdb_iter_valid(it); rocksdb_iter_next(it)) {
+        char id[MMR_ID_MAX + 1];
+        if ((st = iter_id(it, id, "snapshot users", err)) != MMR_OK) break;
+        size_t vlen;
+        const char *val = rocksdb_iter_value(it, &vlen);
+        mmr_err_t e;
+        if ((st = user_decode(val, vlen, &u, &cap, &e)) != MMR_OK) {
+            mmr_err_set(err, st, "snapshot users '%s': %s", id, e.msg);
+            break;
+        }
+        if (fn(opaque, id, u)) break;
+    }
+    free(u);
+    return iter_end(it, st, "snapshot users", err);
+}
+
+mmr_status_t mmr_fstore_snapshot_iter_offsets(mmr_fstore_snapshot_t *snap,
+                                              mmr_fstore_offset_fn fn, void *opaque,
+                                              mmr_err_t *err) {
+    static const char prefix[] = "offset/";
+    const size_t pl = sizeof prefix - 1;
+    mmr_fstore_t *fs = snap->fs;
+    rocksdb_iterator_t *it = rocksdb_create_iterator_cf(fs->db, snap->ro, fs->cf[FS_CF_META]);
+    mmr_status_t st = MMR_OK;
+    for (rocksdb_iter_seek(it, prefix, pl); rocksdb_iter_valid(it); rocksdb_iter_next(it)) {
+        size_t kl, vl;
+        const char *k = rocksdb_iter_key(it, &kl);
+        if (kl < pl || memcmp(k, prefix, pl) != 0) break;
+        const char *v = rocksdb_iter_value(it, &vl);
+        /* "offset/<topic>/<partition>" (mmr_fstore_offset_key): a topic may hold '/', the
+         * partition cannot, so the last '/' splits them. */
+        char key[MMR_FSTORE_OFFSET_KEY_MAX];
+        char *slash = NULL, *end = NULL;
+        long long part = 0;
+        if (kl < sizeof key) {
+            memcpy(key, k, kl);
+            key[kl] = '\0';
+            slash = strrchr(key + pl, '/');
+        }
+        if (slash && slash > key + pl) part = strtoll(slash + 1, &end, 10);
+        if (!end || end == slash + 1 || *end || part < INT32_MIN || part > INT32_MAX || vl != 8) {
+            st = mmr_err_set(err, MMR_ERR_CORRUPT, "snapshot offsets: bad key '%.*s' or value "
+                             "of %zu bytes", (int)(kl > 64 ? 64 : kl), k, vl);
+            break;
+        }
+        *slash = '\0';
+        if (fn(opaque, key + pl, (int32_t)part, mmr_fstore_codec_get_i64((const uint8_t *)v)))
+            break;
+    }
+    return iter_end(it, st, "snapshot offsets", err);
+}

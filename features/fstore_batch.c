@@ -114,6 +114,10 @@ struct mmr_fstore_batch {
 };
 
 mmr_fstore_batch_t *mmr_fstore_batch_new(mmr_fstore_t *fs) {
+    if (fs->read_only) {
+        mmr_log(MMR_LOG_ERROR, LOG_MOD, "batch_new: the store is open read-only");
+        return NULL;
+    }
     int expected = 0;
     if (!atomic_compare_exchange_strong(&fs->batch_open, &expected, 1)) {
         mmr_log(MMR_LOG_ERROR, LOG_MOD, "batch_new: another batch is open (single writer)");

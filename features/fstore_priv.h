@@ -36,6 +36,7 @@ struct mmr_fstore {
     int64_t dedup_ttl_ms;
     double half_life_ms;
     atomic_int batch_open;       /* 1 while a batch exists (single-writer guard) */
+    int read_only;               /* opened with opts.read_only: every write is refused */
     mmr_fstore_cache_t *cache;   /* hot items (fstore_cache.c) */
 };
 

@@ -83,17 +83,28 @@ typedef struct mmr_fstore_opts {
     int must_exist;              /* 1: fail with MMR_ERR_NOT_FOUND instead of creating the
                                   * database (RocksDB create_if_missing, inverted so that a
                                   * zeroed struct keeps creating) */
+    int read_only;               /* 1: RocksDB read-only mode. Takes no lock, so it may run
+                                  * beside the process that writes the store (mmrecd); sees
+                                  * the store as it was when opened (later commits of that
+                                  * writer are not seen); implies must_exist. Batch commits,
+                                  * meta writes and compaction of such a handle fail. */
 } mmr_fstore_opts_t;
 
 /* Opens (creating if needed) the store. opts is read during the call only. On success *out
  * is owned by the caller and freed with mmr_fstore_close. Compression is LZ4 when the
  * RocksDB library has it, else none.
- * Errors: MMR_ERR_INVALID (bad opts), MMR_ERR_NOT_FOUND (must_exist and no database),
- * MMR_ERR_UNSUPPORTED (written by a newer mmrec: schema version above ours),
- * MMR_ERR_CORRUPT (unreadable schema version), MMR_ERR_STORE (RocksDB message in err). */
+ * Errors: MMR_ERR_INVALID (bad opts), MMR_ERR_NOT_FOUND (must_exist or read_only, and no
+ * database), MMR_ERR_UNSUPPORTED (written by a newer mmrec: schema version above ours),
+ * MMR_ERR_CORRUPT (unreadable schema version), MMR_ERR_STORE (RocksDB message in err),
+ * MMR_ERR_BUSY (read_only: the writer flushed or compacted during each of 50 tries; an open
+ * that overlaps a flush may see a torn state, so it is tried again a few ms later). */
 mmr_status_t mmr_fstore_open(const mmr_fstore_opts_t *opts, mmr_fstore_t **out, mmr_err_t *err);
-/* Flushes memtables and closes. Every batch of fs must have been freed. NULL is a no-op. */
+/* Flushes memtables (not when read-only) and closes. Every batch and snapshot of fs must
+ * have been freed. NULL is a no-op. */
 void mmr_fstore_close(mmr_fstore_t *fs);
+/* 1 when fs was opened with opts.read_only. Such a handle refuses writes: meta writes and
+ * mmr_fstore_compact fail with MMR_ERR_UNSUPPORTED, mmr_fstore_batch_new returns NULL. */
+int mmr_fstore_is_read_only(const mmr_fstore_t *fs);
 
 /* RocksDB's own gauges, summed over the column families: for /metrics. */
 typedef struct mmr_fstore_stats {
@@ -111,13 +122,15 @@ typedef struct mmr_fstore_stats {
 void mmr_fstore_get_stats(mmr_fstore_t *fs, mmr_fstore_stats_t *out);
 
 /* Flushes and fully compacts every column family (so dedup marks past their TTL are
- * dropped now). Blocks; for maintenance tools and tests. Errors: MMR_ERR_STORE. */
+ * dropped now). Blocks; for maintenance tools and tests. Errors: MMR_ERR_UNSUPPORTED
+ * (read-only handle), MMR_ERR_STORE. */
 mmr_status_t mmr_fstore_compact(mmr_fstore_t *fs, mmr_err_t *err);
 
 /* --- writing: one batch = one atomic WriteBatch -------------------------------------- */
 
-/* Starts a batch; fs is borrowed and must outlive it. Returns NULL when out of memory or
- * when another batch of fs is still open (single writer, see the top of this file). */
+/* Starts a batch; fs is borrowed and must outlive it. Returns NULL when out of memory,
+ * when another batch of fs is still open (single writer, see the top of this file) or
+ * when fs is read-only. */
 mmr_fstore_batch_t *mmr_fstore_batch_new(mmr_fstore_t *fs);
 /* Adds an event. Returns 1 if it will be applied, 0 if it is a duplicate (its event_id is
  * already in the store or earlier in this batch), or a negated mmr_status_t on error:
@@ -250,6 +263,53 @@ void mmr_user_free(mmr_user_t *u); /* NULL is a no-op */
 int mmr_user_history(const mmr_user_t *u, int64_t before_ms, int max, const char **ids,
                      int32_t *types, float *ages_h);
 
+/* --- consistent snapshots (export) ----------------------------------------------------
+ * A snapshot pins the store at one instant: reads through it see exactly the batches
+ * committed before mmr_fstore_snapshot_new, in every column family, whatever is committed
+ * afterwards. Since a batch writes its events and its Kafka offsets atomically, the offsets
+ * read through a snapshot say exactly which events its users and stats contain. Full scans
+ * through a snapshot do not fill the block cache. Safe from any thread, concurrently with
+ * batch commits; one snapshot may be read by several threads. */
+typedef struct mmr_fstore_snapshot mmr_fstore_snapshot_t;
+
+/* Takes a snapshot of fs (borrowed: it must outlive the snapshot). On MMR_OK *out is owned
+ * by the caller (mmr_fstore_snapshot_free). Errors: MMR_ERR_NOMEM. */
+mmr_status_t mmr_fstore_snapshot_new(mmr_fstore_t *fs, mmr_fstore_snapshot_t **out,
+                                     mmr_err_t *err);
+void mmr_fstore_snapshot_free(mmr_fstore_snapshot_t *snap); /* NULL is a no-op */
+/* Wall-clock ms when the snapshot was taken. */
+int64_t mmr_fstore_snapshot_time_ms(const mmr_fstore_snapshot_t *snap);
+
+/* Called once per item: stats is NULL when the item has no stats record. item, its arrays
+ * and stats are valid only during the call. Return 0 to go on, non-zero to stop. */
+typedef int (*mmr_fstore_item_stats_fn)(void *opaque, const mmr_item_t *item,
+                                        const mmr_item_stats_t *stats);
+/* Calls fn for every non-deleted item of the snapshot, in key (byte) order. Returns MMR_OK
+ * also when fn stopped. Errors: MMR_ERR_CORRUPT (stops at the undecodable record; its id is
+ * in err), MMR_ERR_NOMEM, MMR_ERR_STORE. */
+mmr_status_t mmr_fstore_snapshot_iter_items(mmr_fstore_snapshot_t *snap,
+                                            mmr_fstore_item_stats_fn fn, void *opaque,
+                                            mmr_err_t *err);
+
+/* Called once per user; user_id and user are valid only during the call. Return 0 to go
+ * on, non-zero to stop. */
+typedef int (*mmr_fstore_user_fn)(void *opaque, const char *user_id, const mmr_user_t *user);
+/* Calls fn for every user of the snapshot, in key order. Errors as
+ * mmr_fstore_snapshot_iter_items. */
+mmr_status_t mmr_fstore_snapshot_iter_users(mmr_fstore_snapshot_t *snap, mmr_fstore_user_fn fn,
+                                            void *opaque, mmr_err_t *err);
+
+/* Called once per stored offset (see mmr_fstore_batch_set_offset); topic is valid only
+ * during the call. Return 0 to go on, non-zero to stop. */
+typedef int (*mmr_fstore_offset_fn)(void *opaque, const char *topic, int32_t partition,
+                                    int64_t next_offset);
+/* Calls fn for every topic/partition with a stored offset in the snapshot, in key order
+ * ("offset/<topic>/<partition>": by topic, partitions in byte order of their decimal
+ * form). Errors: MMR_ERR_CORRUPT (malformed key or value), MMR_ERR_STORE. */
+mmr_status_t mmr_fstore_snapshot_iter_offsets(mmr_fstore_snapshot_t *snap,
+                                              mmr_fstore_offset_fn fn, void *opaque,
+                                              mmr_err_t *err);
+
 /* --- generic meta keys (the model registry) ------------------------------------------ */
 
 /* Keys are 1..MMR_META_KEY_MAX bytes and must not be "schema_version" nor start with
@@ -265,7 +325,7 @@ typedef struct mmr_fstore_meta_op {
 
 /* Applies ops[0..n) as ONE RocksDB WriteBatch with the WAL fsynced (all or nothing; a
  * later op on the same key wins). Errors: MMR_ERR_INVALID (a reserved or bad key; nothing
- * is written), MMR_ERR_STORE. */
+ * is written), MMR_ERR_UNSUPPORTED (read-only handle), MMR_ERR_STORE. */
 mmr_status_t mmr_fstore_meta_write(mmr_fstore_t *fs, size_t n, const mmr_fstore_meta_op_t *ops,
                                    mmr_err_t *err);
 /* One-op forms of mmr_fstore_meta_write. Deleting a missing key is not an error. */

@@ -11,6 +11,7 @@ int mmr_cli_gen(int argc, char **argv);
 int mmr_cli_inspect(int argc, char **argv);
 int mmr_cli_model(int argc, char **argv);
 int mmr_cli_replay(int argc, char **argv);
+int mmr_cli_export(int argc, char **argv);
 
 /* Options every RPC command accepts (for mmr_cli_check_opts), read by mmr_cli_connect. */
 #define MMR_CLI_CONNECT_OPTS "addr", "ca", "cert", "key", "tls-name", "token"

@@ -30,6 +30,9 @@ static const command_t commands[] = {
                                "      offline evaluation (docs/REPLAY.md): the model vs popularity and modality ablations"},
     {"inspect", mmr_cli_inspect, "inspect user|item ID --db PATH\n"
                                  "      print a user's recent interactions or an item's record and stats"},
+    {"export", mmr_cli_export, "export --db PATH --out DIR [--what items,users]\n"
+                               "      consistent snapshot of a store (read-only: runs beside mmrecd) as\n"
+                               "      items.jsonl (replay --items format), users.jsonl, manifest.json with the offsets"},
 };
 #define NCOMMANDS (sizeof commands / sizeof commands[0])
 
