@@ -31,12 +31,14 @@ typedef struct mmr_config {
     char *ingest_format;
     long ingest_batch_max;
     long ingest_batch_ms;
+    long ingest_queue_max;
     char *impressions_topic;
     long impressions_max_buffered;
     long serve_enabled;
     char *grpc_listen;
     long grpc_threads;
     long grpc_max_inflight;
+    long grpc_queue_target_ms;
     long grpc_max_message_bytes;
     char *grpc_tls_cert;
     char *grpc_tls_key;

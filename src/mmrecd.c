@@ -41,6 +41,8 @@ typedef struct daemon_state {
 } daemon_state_t;
 
 /* One Prometheus sample with its TYPE line (label-less metrics only). */
+#define INGEST_HEALTH "mmrec.ingest" /* the health service name of ingestion */
+
 static void put(FILE *out, const char *type, const char *name, double v) {
     fprintf(out, "# TYPE %s %s\n%s %.17g\n", name, type, name, v);
 }
@@ -127,6 +129,11 @@ static void render_metrics(void *opaque, FILE *out) {
         put(out, "counter", "mmrec_ingest_duplicates_total", (double)s.duplicates);
         put(out, "counter", "mmrec_ingest_batches_total", (double)s.batches);
         put(out, "counter", "mmrec_ingest_store_errors_total", (double)s.store_errors);
+        put(out, "gauge", "mmrec_ingest_store_failing", s.store_failing);
+        put(out, "gauge", "mmrec_ingest_queued", s.queued);
+        put(out, "gauge", "mmrec_ingest_paused", s.paused);
+        put(out, "counter", "mmrec_ingest_pauses_total", (double)s.pauses);
+        put(out, "counter", "mmrec_ingest_redelivered_total", (double)s.redelivered);
         put(out, "counter", "mmrec_ingest_dlq_errors_total", (double)s.dlq_errors);
         put(out, "counter", "mmrec_ingest_commit_errors_total", (double)s.commit_errors);
         put(out, "gauge", "mmrec_ingest_batch_commit_ms", s.last_batch_ms);
@@ -292,6 +299,7 @@ static mmr_status_t start(daemon_state_t *d, mmr_err_t *err) {
             .format = strcmp(c->ingest_format, "json") == 0 ? MMR_INGEST_FORMAT_JSON
                                                              : MMR_INGEST_FORMAT_PROTOBUF,
             .batch_max = (uint32_t)c->ingest_batch_max, .batch_ms = (uint32_t)c->ingest_batch_ms,
+            .queue_max = (uint32_t)c->ingest_queue_max,
             .kafka_props = (const char *const *)c->kafka_props, .n_kafka_props = c->n_kafka_props,
         };
         if ((st = mmr_ingest_new(&ic, d->fs, &d->ing, err)) != MMR_OK) return st;
@@ -323,6 +331,7 @@ static mmr_status_t start(daemon_state_t *d, mmr_err_t *err) {
         if ((st = mmr_ranker_new(&rc, d->fs, &d->ranker, err)) != MMR_OK) return st;
         mmr_server_conf_t sc = {.listen = c->grpc_listen, .threads = (int)c->grpc_threads,
                                 .max_inflight = (uint32_t)c->grpc_max_inflight,
+                                .queue_target_ms = (uint32_t)c->grpc_queue_target_ms,
                                 .max_message_bytes = (uint32_t)c->grpc_max_message_bytes,
                                 .tls_cert_path = c->grpc_tls_cert, .tls_key_path = c->grpc_tls_key,
                                 .tls_client_ca_path = c->grpc_tls_client_ca,
@@ -331,7 +340,8 @@ static mmr_status_t start(daemon_state_t *d, mmr_err_t *err) {
         if ((st = mmr_server_new(&sc, &d->srv, err)) != MMR_OK) return st;
         if ((st = mmr_server_add_method(d->srv, "/mmrec.v1.Ranker/Rank", mmr_ranker_handle_rank,
                                         d->ranker, err)) != MMR_OK ||
-            (st = mmr_admin_register(d->srv, d->reg, err)) != MMR_OK)
+            (st = mmr_admin_register(d->srv, d->reg, err)) != MMR_OK ||
+            (d->ing && (st = mmr_server_add_health_service(d->srv, INGEST_HEALTH, err)) != MMR_OK))
             return st;
         if ((st = mmr_server_start(d->srv, err)) != MMR_OK) return st;
         mmr_server_set_serving(d->srv, 1);
@@ -347,6 +357,15 @@ static mmr_status_t start(daemon_state_t *d, mmr_err_t *err) {
     if (*c->ready_file && write_ready_file(c->ready_file, grpc_port, metrics_port) != 0)
         return mmr_err_set(err, MMR_ERR_IO, "cannot write ready_file %s", c->ready_file);
     return MMR_OK;
+}
+
+/* Health service INGEST_HEALTH is NOT_SERVING while store writes fail (a full disk):
+ * serving goes on from the store, but probes and operators see that ingestion stopped. */
+static void sync_ingest_health(daemon_state_t *d) {
+    if (!d->srv || !d->ing) return;
+    mmr_ingest_stats_t s;
+    mmr_ingest_get_stats(d->ing, &s);
+    mmr_server_set_service_serving(d->srv, INGEST_HEALTH, !s.store_failing);
 }
 
 /* Stops in dependency order; safe on a partially started daemon. */
@@ -430,8 +449,12 @@ int main(int argc, char **argv) {
     } else {
         mmr_log(MMR_LOG_INFO, "mmrecd", "ready");
         for (;;) {
-            int sig = 0;
-            sigwait(&set, &sig);
+            struct timespec tick = {1, 0};
+            int sig = sigtimedwait(&set, NULL, &tick);
+            if (sig < 0) { /* a second without a signal */
+                sync_ingest_health(&d);
+                continue;
+            }
             if (sig == SIGHUP) { reload(&d); continue; }
             mmr_log(MMR_LOG_INFO, "mmrecd", "%s: shutting down", sig == SIGINT ? "SIGINT" : "SIGTERM");
             break;

@@ -1,18 +1,31 @@
 /* ingest.c — the Kafka → feature-store consumer (contract in mmr_ingest.h).
  *
- * Threads: the consumer thread owns the open batch and the partition table. librdkafka
- * runs the rebalance and error callbacks inside rd_kafka_consumer_poll and the DLQ
- * delivery callback inside rd_kafka_poll/flush of the producer, all called from that
- * thread, so that state needs no lock. Other threads touch only the atomic counters, the
- * stop flag and (under life_mu) the start/stop bookkeeping. log_cb runs on librdkafka's
- * internal threads and only calls mmr_log, which is thread-safe.
+ * Threads: two, joined by a bounded queue of messages (handoff_t, under q_mu).
+ *   - The consumer thread polls Kafka and queues each message as it comes; librdkafka runs
+ *     the rebalance and commit callbacks inside its rd_kafka_consumer_poll. A full queue
+ *     (the writer is slower: catching up) blocks it, and librdkafka's fetcher stops once
+ *     its own prefetch is full. A revoke waits for the writer to apply and commit
+ *     everything queued (drain); an assignment is queued as a marker so the writer learns
+ *     each partition's start offset in order with its messages.
+ *   - The writer thread owns the open batch and the partition table: it decodes, dead-
+ *     letters, batches, writes the store, commits Kafka offsets and, after a failure,
+ *     seeks back (librdkafka's seek, commit and pause calls are thread-safe). While it
+ *     backs off after a failed write, the partitions are paused (librdkafka stops fetching
+ *     and drops its prefetch), and resumed for the retry. Pausing on a merely full queue
+ *     was tried: each resume re-fetches what the pause dropped, and catching up ran at a
+ *     twentieth of the store's rate. The DLQ delivery callback runs inside its
+ *     rd_kafka_poll/flush of the producer.
+ * Other threads touch only the atomic counters, the stop flag and (under life_mu) the
+ * start/stop bookkeeping. log_cb runs on librdkafka's threads and only calls mmr_log.
+ * Decoding and the store write overlap with polling, which is where the second thread pays.
+ *
+ * Redelivery guard: per partition the writer remembers the offset after the last message it
+ * took (`done`) and skips anything older, so a message librdkafka hands out twice (seen with
+ * resume of partitions that were not paused) cannot be applied twice.
  *
  * Topics: events and (optionally) items are one subscription; a batch mixes messages of
  * both, and every per-partition table below is per topic (topic_t). Messages of the two
- * topics differ only in the decoder and the store call.
- *
- * Not here: pause/resume backpressure (the loop commits each batch before polling more,
- * and librdkafka bounds its prefetch queue), per-partition lag metrics. */
+ * topics differ only in the decoder and the store call. */
 #include "mmr_ingest.h"
 
 #include <inttypes.h>
@@ -39,6 +52,8 @@ enum {
     DLQ_FLUSH_TIMEOUT_MS = 10000, /* DLQ not reachable for this long: the batch is retried */
     DLQ_QUEUE_FULL_TRIES = 100,   /* × 100 ms of producer polling before giving up */
     SEEK_TIMEOUT_MS = 5000,
+    DEFAULT_QUEUE_PER_BATCH = 4,  /* queue capacity, in batches, when queue_max is 0 */
+    WRITER_CHUNK = 64,            /* messages the writer takes from the queue per lock */
     BACKOFF_MIN_MS = 100,         /* retry delay after a failed batch, doubling up to max */
     BACKOFF_MAX_MS = 5000,
 };
@@ -53,7 +68,26 @@ typedef struct part {
     int64_t dlq_hi;    /* offset after its last message dead-lettered in the open batch; 0: none */
     int64_t dlq_done;  /* every bad message below this offset has reached the DLQ */
     int64_t rewind_to; /* after a failed batch: the offset the next message must have; -1: none */
+    int64_t done;      /* offset after the last message taken (any batch); -1: none yet */
 } part_t;
+
+/* A queued message, or (m NULL) the marker of a partition assigned from offset `start`. */
+typedef struct slot {
+    rd_kafka_message_t *m;
+    int t;
+    int32_t partition;
+    int64_t start;
+} slot_t;
+
+/* The bounded queue from the consumer thread to the writer thread; all under q_mu. */
+typedef struct handoff {
+    slot_t *ring;          /* [cap] */
+    uint32_t cap, head, n;
+    bool writer_running;
+    bool writer_waits, consumer_waits; /* blocked on q_cv: wake only then (a wake is a syscall) */
+    bool writer_stop;      /* the writer flushes its open batch and exits */
+    uint64_t drain_req, drain_done; /* a revoke waits until drain_done reaches its drain_req */
+} handoff_t;
 
 /* The consumed topics; topics[T_ITEMS].name is NULL when items are not consumed. */
 enum { T_EVENTS = 0, T_ITEMS, T_COUNT };
@@ -77,7 +111,12 @@ struct mmr_ingest {
     rd_kafka_t *consumer;
     rd_kafka_t *producer; /* DLQ */
 
-    /* Consumer-thread state (see the comment at the top). */
+    pthread_mutex_t q_mu;
+    pthread_cond_t q_cv;  /* any change of q: messages in or out, drain, stop, pause */
+    handoff_t q;
+    pthread_t writer;
+
+    /* Writer-thread state (see the comment at the top). */
     mmr_ingest_decoded_item_t item; /* decode buffers, reused message after message */
     mmr_fstore_batch_t *batch;    /* open store batch, NULL when none */
     uint32_t batch_msgs;          /* messages in the open batch, all outcomes */
@@ -87,6 +126,7 @@ struct mmr_ingest {
     uint32_t dlq_failed;          /* failed DLQ delivery reports since the batch opened */
     uint64_t pend_applied, pend_duplicates, pend_items, pend_dead[MMR_INGEST_BAD_COUNT];
     uint32_t backoff_ms;
+    uint64_t rewinds;             /* rewind_partitions calls so far */
 
     /* Lifecycle: started/joined change under life_mu; stop is read by the loop. */
     pthread_mutex_t life_mu;
@@ -96,15 +136,18 @@ struct mmr_ingest {
 
     /* Counters: relaxed atomics, each read on its own by mmr_ingest_get_stats. */
     atomic_int assigned;          /* partitions currently assigned (all topics) */
+    atomic_bool store_failing;    /* the last store write failed; written by the loop only */
     atomic_uint_fast64_t consumed, applied, duplicates, dead[MMR_INGEST_BAD_COUNT], batches,
-        store_errors, dlq_errors, commit_errors, last_batch_us, items_applied;
+        store_errors, dlq_errors, commit_errors, last_batch_us, items_applied, pauses, redelivered;
+    atomic_uint queued;           /* messages in q now */
+    atomic_bool paused;           /* the writer paused the partitions (store failing) */
 };
 
 #define COUNT(ing, field, n) atomic_fetch_add_explicit(&(ing)->field, (n), memory_order_relaxed)
 
 /* --- librdkafka callbacks and configuration -------------------------------------------- */
 
-/* Runs inside rd_kafka_poll/flush on the consumer thread (or in mmr_ingest_free). */
+/* Runs inside rd_kafka_poll/flush on the writer thread (or in mmr_ingest_free). */
 static void on_dlq_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque) {
     mmr_ingest_t *ing = opaque;
     if (!m->err) return;
@@ -130,7 +173,7 @@ static part_t *part_get(mmr_ingest_t *ing, int t, int32_t partition) {
         part_t *p = realloc(tp->parts, (size_t)n * sizeof *p);
         if (!p) return NULL;
         for (int32_t i = tp->n_parts; i < n; i++)
-            p[i] = (part_t){.first = -1, .next = -1, .rewind_to = -1};
+            p[i] = (part_t){.first = -1, .next = -1, .rewind_to = -1, .done = -1};
         tp->parts = p;
         tp->n_parts = n;
     }
@@ -154,13 +197,97 @@ static rd_kafka_topic_partition_list_t *batch_partitions(mmr_ingest_t *ing, bool
 /* Sleeps for the current backoff in IDLE_POLL_MS slices (returns early on stop), then
  * doubles it. The group session is kept alive by librdkafka's background heartbeats;
  * BACKOFF_MAX_MS stays far below max.poll.interval.ms. */
-static void backoff_sleep(mmr_ingest_t *ing) {
-    for (uint32_t slept = 0; slept < ing->backoff_ms && !atomic_load(&ing->stop);
+static void backoff_sleep(mmr_ingest_t *ing, uint32_t *backoff_ms) {
+    for (uint32_t slept = 0; slept < *backoff_ms && !atomic_load(&ing->stop);
          slept += IDLE_POLL_MS) {
         struct timespec ts = {0, IDLE_POLL_MS * 1000000L};
         nanosleep(&ts, NULL);
     }
-    ing->backoff_ms = ing->backoff_ms * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : ing->backoff_ms * 2;
+    *backoff_ms = *backoff_ms * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : *backoff_ms * 2;
+}
+
+/* --- the hand-off queue ---------------------------------------------------------------- */
+
+/* Waits on q_cv (q_mu held) for at most ms. */
+static void q_wait_ms(mmr_ingest_t *ing, int64_t ms) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    int64_t ns = ts.tv_nsec + ms * 1000000;
+    ts.tv_sec += ns / 1000000000;
+    ts.tv_nsec = ns % 1000000000;
+    pthread_cond_timedwait(&ing->q_cv, &ing->q_mu, &ts);
+}
+
+/* Writer thread: pauses or resumes the whole current assignment. */
+static void set_paused(mmr_ingest_t *ing, bool pause) {
+    atomic_store(&ing->paused, pause);
+    rd_kafka_topic_partition_list_t *l = NULL;
+    rd_kafka_resp_err_t e = rd_kafka_assignment(ing->consumer, &l);
+    if (!e && l->cnt)
+        e = pause ? rd_kafka_pause_partitions(ing->consumer, l)
+                  : rd_kafka_resume_partitions(ing->consumer, l);
+    if (e) mmr_log(MMR_LOG_WARN, LOG_MOD, "%s partitions: %s", pause ? "pause" : "resume",
+                   rd_kafka_err2str(e));
+    else if (pause) mmr_log(MMR_LOG_DEBUG, LOG_MOD, "store write failed: partitions paused");
+    if (l) rd_kafka_topic_partition_list_destroy(l);
+}
+
+/* Writer thread, under q_mu, after messages left the queue: wakes a waiting consumer. */
+static void q_shrunk(mmr_ingest_t *ing) {
+    atomic_store(&ing->queued, ing->q.n);
+    if (ing->q.consumer_waits) pthread_cond_broadcast(&ing->q_cv);
+}
+
+/* Consumer thread: queues s for the writer, waiting while the queue is full (no polling
+ * meanwhile: librdkafka's prefetch fills up to queued.max.messages.kbytes and its fetcher
+ * waits). Returns false, s not queued, when stop is requested meanwhile. */
+static bool handoff_push(mmr_ingest_t *ing, slot_t s) {
+    handoff_t *q = &ing->q;
+    pthread_mutex_lock(&ing->q_mu);
+    while (q->n == q->cap && !atomic_load(&ing->stop)) {
+        q->consumer_waits = true;
+        q_wait_ms(ing, IDLE_POLL_MS);
+        q->consumer_waits = false;
+    }
+    bool ok = q->n < q->cap;
+    if (ok) {
+        q->ring[(q->head + q->n) % q->cap] = s;
+        atomic_store(&ing->queued, ++q->n);
+        if (q->writer_waits) pthread_cond_broadcast(&ing->q_cv);
+    }
+    pthread_mutex_unlock(&ing->q_mu);
+    return ok;
+}
+
+/* Consumer thread, before a revoke: waits until the writer has applied everything queued
+ * and flushed its batch with a synchronous commit (at once when the writer has exited). */
+static void handoff_drain(mmr_ingest_t *ing) {
+    handoff_t *q = &ing->q;
+    pthread_mutex_lock(&ing->q_mu);
+    uint64_t want = ++q->drain_req;
+    pthread_cond_broadcast(&ing->q_cv);
+    while (q->writer_running && q->drain_done < want) pthread_cond_wait(&ing->q_cv, &ing->q_mu);
+    pthread_mutex_unlock(&ing->q_mu);
+}
+
+/* Writer thread, after seeking the partitions of l back: drops their queued messages,
+ * which will come again (markers stay). */
+static void handoff_forget(mmr_ingest_t *ing, const rd_kafka_topic_partition_list_t *l) {
+    handoff_t *q = &ing->q;
+    pthread_mutex_lock(&ing->q_mu);
+    uint32_t kept = 0;
+    for (uint32_t i = 0; i < q->n; i++) {
+        slot_t s = q->ring[(q->head + i) % q->cap];
+        bool drop = false;
+        for (int k = 0; s.m && k < l->cnt && !drop; k++)
+            drop = s.m->partition == l->elems[k].partition && s.t >= 0 &&
+                   strcmp(ing->topics[s.t].name, l->elems[k].topic) == 0;
+        if (drop) rd_kafka_message_destroy(s.m);
+        else q->ring[(q->head + kept++) % q->cap] = s;
+    }
+    q->n = kept;
+    q_shrunk(ing);
+    pthread_mutex_unlock(&ing->q_mu);
 }
 
 /* --- the batch ------------------------------------------------------------------------- */
@@ -204,8 +331,9 @@ static void commit_kafka(mmr_ingest_t *ing, bool sync) {
     rd_kafka_topic_partition_list_destroy(l);
 }
 
-/* Seeks the failed batch's partitions back to its first offsets. If a seek does not take,
- * handle_message sees the gap (rewind_to) and seeks again, so no offset is skipped. */
+/* Seeks the failed batch's partitions back to its first offsets and drops their queued
+ * messages. If a seek does not take, handle_message sees the gap (rewind_to) and seeks
+ * again, so no offset is skipped. */
 static void rewind_partitions(mmr_ingest_t *ing) {
     rd_kafka_topic_partition_list_t *l = batch_partitions(ing, true);
     rd_kafka_error_t *e = rd_kafka_seek_partitions(ing->consumer, l, SEEK_TIMEOUT_MS);
@@ -218,8 +346,11 @@ static void rewind_partitions(mmr_ingest_t *ing) {
         if (tp->err)
             mmr_log(MMR_LOG_ERROR, LOG_MOD, "rewind seek %s/%" PRId32 ": %s", tp->topic,
                     tp->partition, rd_kafka_err2str(tp->err));
-        ing->topics[topic_index(ing, tp->topic)].parts[tp->partition].rewind_to = tp->offset;
+        part_t *p = &ing->topics[topic_index(ing, tp->topic)].parts[tp->partition];
+        p->rewind_to = p->done = tp->offset;
     }
+    ing->rewinds++;
+    handoff_forget(ing, l);
     rd_kafka_topic_partition_list_destroy(l);
 }
 
@@ -253,12 +384,18 @@ static void batch_flush(mmr_ingest_t *ing, bool rewind) {
                                                 ing->topics[t].parts[i].next);
         mmr_err_t err = {0};
         int64_t t0 = mmr_mono_ns();
+        /* After a failed write RocksDB refuses writes until its background error clears;
+         * for a full disk it clears that itself once space returns (docs/OPERATIONS.md),
+         * and this retry loop then goes on where it stopped. */
         if (mmr_fstore_batch_commit(ing->batch, &err) != MMR_OK) {
             ok = false;
             COUNT(ing, store_errors, 1);
+            atomic_store(&ing->store_failing, true);
             mmr_log(MMR_LOG_ERROR, LOG_MOD, "store commit failed, retrying the batch: %s",
                     err.msg);
         } else {
+            if (atomic_exchange(&ing->store_failing, false))
+                mmr_log(MMR_LOG_INFO, LOG_MOD, "store writes succeed again, ingestion resumed");
             uint64_t us = (uint64_t)(mmr_mono_ns() - t0) / 1000;
             atomic_store_explicit(&ing->last_batch_us, us, memory_order_relaxed);
             COUNT(ing, batches, 1);
@@ -280,7 +417,12 @@ static void batch_flush(mmr_ingest_t *ing, bool rewind) {
         rewind_partitions(ing);
     }
     batch_reset(ing);
-    if (!ok && rewind) backoff_sleep(ing);
+    if (!ok && rewind) { /* nothing is fetched while the store cannot take it */
+        set_paused(ing, true);
+        COUNT(ing, pauses, 1);
+        backoff_sleep(ing, &ing->backoff_ms);
+        set_paused(ing, false);
+    }
 }
 
 static void dead_letter(mmr_ingest_t *ing, const rd_kafka_message_t *m, int t, part_t *p,
@@ -404,6 +546,11 @@ static void handle_message(mmr_ingest_t *ing, const rd_kafka_message_t *m) {
         }
         p->rewind_to = -1;
     }
+    if (m->offset < p->done) { /* handed out twice by librdkafka: taken already */
+        COUNT(ing, redelivered, 1);
+        return;
+    }
+    p->done = m->offset + 1;
 
     COUNT(ing, consumed, 1);
     if (ing->batch_msgs == 0) {
@@ -430,17 +577,16 @@ static void handle_message(mmr_ingest_t *ing, const rd_kafka_message_t *m) {
  * that have no event_id. On stop the partition gets OFFSET_INVALID; nothing more is
  * processed then. */
 static int64_t stored_offset(mmr_ingest_t *ing, const char *topic, int32_t partition) {
+    uint32_t backoff_ms = BACKOFF_MIN_MS;
     while (!atomic_load(&ing->stop)) {
         int64_t next;
         mmr_err_t err = {0};
-        if (mmr_fstore_get_offset(ing->fs, topic, partition, &next, &err) == MMR_OK) {
-            ing->backoff_ms = BACKOFF_MIN_MS;
+        if (mmr_fstore_get_offset(ing->fs, topic, partition, &next, &err) == MMR_OK)
             return next >= 0 ? next : RD_KAFKA_OFFSET_BEGINNING;
-        }
         COUNT(ing, store_errors, 1);
         mmr_log(MMR_LOG_ERROR, LOG_MOD, "reading the stored offset of %s/%" PRId32 ": %s", topic,
                 partition, err.msg);
-        backoff_sleep(ing);
+        backoff_sleep(ing, &backoff_ms);
     }
     return RD_KAFKA_OFFSET_INVALID;
 }
@@ -457,8 +603,8 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
                 continue;
             }
             tp->offset = stored_offset(ing, tp->topic, tp->partition);
-            part_t *p = part_get(ing, t, tp->partition);
-            if (p) p->rewind_to = -1;
+            handoff_push(ing, (slot_t){.t = t, .partition = tp->partition,
+                                       .start = tp->offset >= 0 ? tp->offset : -1});
             mmr_log(MMR_LOG_INFO, LOG_MOD, "assigned %s/%" PRId32 " from %s%" PRId64, tp->topic,
                     tp->partition, tp->offset < 0 ? "logical offset " : "", tp->offset);
         }
@@ -468,37 +614,115 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
                     rd_kafka_assignment_lost(rk) ? " (lost)" : "");
         else
             mmr_log(MMR_LOG_ERROR, LOG_MOD, "rebalance: %s", rd_kafka_err2str(err));
-        batch_flush(ing, false);
+        handoff_drain(ing);
     }
     mmr_kconf_rebalance_apply(rk, err, parts, &ing->assigned, LOG_MOD);
 }
 
-/* --- the consumer thread --------------------------------------------------------------- */
+/* --- the two threads ------------------------------------------------------------------ */
 
-static void *ingest_main(void *arg) {
+/* A partition was assigned from s->start (-1: the beginning): nothing before it is taken. */
+static void assign_mark(mmr_ingest_t *ing, const slot_t *s) {
+    part_t *p = part_get(ing, s->t, s->partition);
+    if (!p) { /* its messages will find no entry either and be sought again */
+        mmr_log(MMR_LOG_ERROR, LOG_MOD, "out of memory for partition %s/%" PRId32,
+                ing->topics[s->t].name, s->partition);
+        return;
+    }
+    p->rewind_to = -1;
+    p->done = s->start;
+}
+
+static void *writer_main(void *arg) {
     mmr_ingest_t *ing = arg;
-    while (!atomic_load(&ing->stop)) {
-        int timeout = IDLE_POLL_MS;
-        if (ing->batch_msgs) {
-            int64_t left_ms = (ing->batch_deadline_ns - mmr_mono_ns()) / 1000000;
-            timeout = left_ms <= 0 ? 0 : left_ms < IDLE_POLL_MS ? (int)left_ms : IDLE_POLL_MS;
+    handoff_t *q = &ing->q;
+    pthread_mutex_lock(&ing->q_mu);
+    while (!q->writer_stop) {
+        if (!q->n && q->drain_done < q->drain_req) { /* all queued is applied: flush, ack */
+            uint64_t req = q->drain_req;
+            pthread_mutex_unlock(&ing->q_mu);
+            batch_flush(ing, false);
+            pthread_mutex_lock(&ing->q_mu);
+            q->drain_done = req;
+            pthread_cond_broadcast(&ing->q_cv);
+            continue;
         }
-        rd_kafka_message_t *m = rd_kafka_consumer_poll(ing->consumer, timeout);
-        if (m && atomic_load(&ing->stop)) { /* uncommitted: read again by the next run */
-            rd_kafka_message_destroy(m);
-            break;
+        slot_t chunk[WRITER_CHUNK];
+        int n = 0;
+        for (; n < WRITER_CHUNK && q->n; n++, q->n--) {
+            chunk[n] = q->ring[q->head];
+            q->head = (q->head + 1) % q->cap;
         }
-        if (m) {
-            handle_message(ing, m);
-            rd_kafka_message_destroy(m);
+        if (n) {
+            q_shrunk(ing);
+        } else {
+            int64_t left_ms = ing->batch_msgs
+                                  ? (ing->batch_deadline_ns - mmr_mono_ns()) / 1000000
+                                  : IDLE_POLL_MS;
+            if (left_ms > 0) {
+                q->writer_waits = true;
+                q_wait_ms(ing, left_ms < IDLE_POLL_MS ? left_ms : IDLE_POLL_MS);
+                q->writer_waits = false;
+                continue;
+            }
+        }
+        pthread_mutex_unlock(&ing->q_mu);
+        uint64_t rewinds = ing->rewinds;
+        for (int i = 0; i < n; i++) {
+            slot_t *sl = &chunk[i];
+            if (!sl->m) {
+                assign_mark(ing, sl);
+                continue;
+            }
+            /* A rewind since this chunk was taken: what it holds of the sought partitions
+             * was fetched before the seek and comes again (handoff_forget for the queue). */
+            if (ing->rewinds != rewinds && sl->t >= 0 && sl->m->partition >= 0 &&
+                sl->m->partition < ing->topics[sl->t].n_parts &&
+                ing->topics[sl->t].parts[sl->m->partition].rewind_to >= 0) {
+                rd_kafka_message_destroy(sl->m);
+                continue;
+            }
+            handle_message(ing, sl->m);
+            rd_kafka_message_destroy(sl->m);
+            if (ing->batch_msgs && (ing->batch_failed || ing->batch_msgs >= ing->batch_max))
+                batch_flush(ing, true);
         }
         rd_kafka_poll(ing->producer, 0); /* serve DLQ producer errors between flushes */
         if (ing->batch_msgs && (ing->batch_failed || ing->batch_msgs >= ing->batch_max ||
                                 mmr_mono_ns() >= ing->batch_deadline_ns))
             batch_flush(ing, true);
+        pthread_mutex_lock(&ing->q_mu);
     }
+    pthread_mutex_unlock(&ing->q_mu);
     batch_flush(ing, false);
-    /* Revokes (on_rebalance flushes nothing more and unassigns) and leaves the group. */
+    pthread_mutex_lock(&ing->q_mu);
+    for (; q->n; q->n--, q->head = (q->head + 1) % q->cap) /* uncommitted: read again later */
+        if (q->ring[q->head].m) rd_kafka_message_destroy(q->ring[q->head].m);
+    atomic_store(&ing->queued, 0);
+    q->writer_running = false;
+    pthread_cond_broadcast(&ing->q_cv);
+    pthread_mutex_unlock(&ing->q_mu);
+    return NULL;
+}
+
+static void *ingest_main(void *arg) {
+    mmr_ingest_t *ing = arg;
+    while (!atomic_load(&ing->stop)) {
+        rd_kafka_message_t *m = rd_kafka_consumer_poll(ing->consumer, IDLE_POLL_MS);
+        if (!m) continue;
+        slot_t s = {.m = m, .partition = m->partition,
+                    .t = m->rkt ? topic_index(ing, rd_kafka_topic_name(m->rkt)) : -1};
+        if (atomic_load(&ing->stop) || !handoff_push(ing, s)) { /* uncommitted: read again */
+            rd_kafka_message_destroy(m);
+            break;
+        }
+    }
+    pthread_mutex_lock(&ing->q_mu);
+    ing->q.writer_stop = true; /* it flushes its open batch; queued messages are dropped */
+    pthread_cond_broadcast(&ing->q_cv);
+    pthread_mutex_unlock(&ing->q_mu);
+    pthread_join(ing->writer, NULL);
+    /* Revokes (on_rebalance's drain returns at once: the writer is gone) and leaves the group. */
     rd_kafka_resp_err_t e = rd_kafka_consumer_close(ing->consumer);
     if (e) mmr_log(MMR_LOG_WARN, LOG_MOD, "consumer close: %s", rd_kafka_err2str(e));
     return NULL;
@@ -571,6 +795,12 @@ mmr_status_t mmr_ingest_new(const mmr_ingest_conf_t *conf, mmr_fstore_t *fs, mmr
     mmr_ingest_t *ing = calloc(1, sizeof *ing);
     if (!ing) return mmr_err_set(err, MMR_ERR_NOMEM, "ingest: out of memory");
     pthread_mutex_init(&ing->life_mu, NULL);
+    pthread_mutex_init(&ing->q_mu, NULL);
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC); /* q_wait_ms */
+    pthread_cond_init(&ing->q_cv, &ca);
+    pthread_condattr_destroy(&ca);
     atomic_init(&ing->stop, false);
     ing->fs = fs;
     ing->format = conf->format;
@@ -582,7 +812,10 @@ mmr_status_t mmr_ingest_new(const mmr_ingest_conf_t *conf, mmr_fstore_t *fs, mmr
     ing->topics[T_EVENTS].name = strdup(conf->events_topic);
     ing->topics[T_ITEMS].name = items ? strdup(conf->items_topic) : NULL;
     ing->dlq_topic = strdup(conf->dlq_topic);
-    if (!ing->topics[T_EVENTS].name || (items && !ing->topics[T_ITEMS].name) || !ing->dlq_topic) {
+    ing->q.cap = conf->queue_max ? conf->queue_max : DEFAULT_QUEUE_PER_BATCH * ing->batch_max;
+    ing->q.ring = calloc(ing->q.cap, sizeof *ing->q.ring);
+    if (!ing->topics[T_EVENTS].name || (items && !ing->topics[T_ITEMS].name) || !ing->dlq_topic ||
+        !ing->q.ring) {
         mmr_ingest_free(ing);
         return mmr_err_set(err, MMR_ERR_NOMEM, "ingest: out of memory");
     }
@@ -617,7 +850,19 @@ mmr_status_t mmr_ingest_start(mmr_ingest_t *ing, mmr_err_t *err) {
                          rd_kafka_err2str(e));
         goto out;
     }
+    ing->q.writer_running = true;
+    if (pthread_create(&ing->writer, NULL, writer_main, ing) != 0) {
+        ing->q.writer_running = false;
+        rd_kafka_unsubscribe(ing->consumer);
+        st = mmr_err_set(err, MMR_ERR_INTERNAL, "ingest: cannot create the writer thread");
+        goto out;
+    }
     if (pthread_create(&ing->thread, NULL, ingest_main, ing) != 0) {
+        pthread_mutex_lock(&ing->q_mu);
+        ing->q.writer_stop = true;
+        pthread_cond_broadcast(&ing->q_cv);
+        pthread_mutex_unlock(&ing->q_mu);
+        pthread_join(ing->writer, NULL);
         rd_kafka_unsubscribe(ing->consumer);
         st = mmr_err_set(err, MMR_ERR_INTERNAL, "ingest: cannot create the consumer thread");
         goto out;
@@ -657,6 +902,9 @@ void mmr_ingest_free(mmr_ingest_t *ing) {
         free(ing->topics[t].name);
     }
     free(ing->dlq_topic);
+    free(ing->q.ring); /* emptied by the writer when it exits */
+    pthread_cond_destroy(&ing->q_cv);
+    pthread_mutex_destroy(&ing->q_mu);
     pthread_mutex_destroy(&ing->life_mu);
     free(ing);
 }
@@ -695,6 +943,11 @@ void mmr_ingest_get_stats(mmr_ingest_t *ing, mmr_ingest_stats_t *out) {
         .last_batch_ms = (double)LOAD(last_batch_us) / 1000.0,
         .items_applied = LOAD(items_applied),
         .assigned_partitions = (uint32_t)atomic_load(&ing->assigned),
+        .store_failing = atomic_load(&ing->store_failing),
+        .pauses = LOAD(pauses),
+        .redelivered = LOAD(redelivered),
+        .queued = atomic_load(&ing->queued),
+        .paused = atomic_load(&ing->paused),
     };
     for (int r = 0; r < MMR_INGEST_BAD_COUNT; r++) out->dead_lettered[r] = LOAD(dead[r]);
 #undef LOAD

@@ -1,14 +1,16 @@
 /* mmr_ingest.h — Kafka → feature store ingestion (librdkafka consumer group).
  *
  * One consumer thread polls mmrec.events and, when items_topic is set, the catalog topic
- * mmrec.items, in ONE consumer group. It decodes and validates each message (rules in
- * mmr_decode.h) and applies a batch of events and items as ONE feature-store WriteBatch
- * that also holds the next offset of every partition of both topics in the batch; Kafka
- * offsets are committed (synchronously, explicit list) only after that write succeeds. On
- * partition assignment the consumer seeks to the offsets stored in the feature store
- * (earliest when none), so a crash at any point neither loses nor double-applies an event
- * or an item. A failed store write commits nothing, seeks the batch's partitions back and
- * retries after a backoff.
+ * mmrec.items, in ONE consumer group, and hands the messages to a writer thread through a
+ * bounded queue (queue_max; the partitions are paused while store writes fail). The writer
+ * decodes and validates each message (rules in mmr_decode.h) and applies a batch of events
+ * and items as ONE feature-store WriteBatch that also holds the next offset of every
+ * partition of both topics in the batch; Kafka offsets are committed (explicit list,
+ * asynchronously while running, synchronously on revoke and close) only after that write
+ * succeeds. On partition assignment the consumer seeks to the offsets stored in the
+ * feature store (earliest when none), so a crash at any point neither loses nor
+ * double-applies an event or an item. A failed store write commits nothing, seeks the
+ * batch's partitions back and retries after a backoff.
  *
  * Items: a valid mmrec.v1.Item replaces the stored item of the same item_id
  * (mmr_fstore_batch_put_item); deleted = true writes a tombstone (deleted = 1, no
@@ -60,6 +62,11 @@ typedef struct mmr_ingest_conf {
      * modality of another width is dead-lettered (bad_embedding_width); 0 = any width up
      * to MMR_EMB_DIM_MAX. */
     uint32_t emb_dims[MMR_MODALITY_COUNT];
+    /* Messages queued between the consumer thread and the writer thread (default 4 ×
+     * batch_max when 0); a full queue stops polling, so a slow store holds this many
+     * messages at most besides librdkafka's prefetch (queued.max.messages.kbytes, which
+     * is dropped while the partitions are paused after a failed write). */
+    uint32_t queue_max;
 } mmr_ingest_conf_t;
 
 /* Reasons a message is dead-lettered; the header value is mmr_ingest_reason_str(r). */
@@ -97,6 +104,12 @@ typedef struct mmr_ingest_stats {
     double last_batch_ms;        /* latency of the last WriteBatch commit */
     uint64_t items_applied;      /* items written to the store (tombstones included) */
     uint32_t assigned_partitions; /* partitions this consumer owns now, all topics */
+    int store_failing;           /* 1 from a failed store write until one succeeds again
+                                    (e.g. a full disk): nothing is committed meanwhile */
+    uint64_t pauses;             /* times the partitions were paused: a store write failed */
+    uint64_t redelivered;        /* messages handed out again by librdkafka, skipped */
+    uint32_t queued;             /* messages waiting for the writer now */
+    int paused;                  /* 1 while the partitions are paused (backing off) */
 } mmr_ingest_stats_t;
 
 /* Consumer lag of one assigned partition: the partition's high watermark (as last seen by

@@ -143,10 +143,11 @@ static inline int fault_log_find(const char *path, char *line, size_t cap, const
     return found;
 }
 
-/* grpc.health.v1 Check of the whole server: 1 SERVING, 0 another answer, -1 no answer. */
-static inline int fault_health(mmr_rpc_client_t *c) {
+/* grpc.health.v1 Check of service ("" = the whole server): 1 SERVING, 0 another answer,
+ * -1 no answer. */
+static inline int fault_health(mmr_rpc_client_t *c, const char *service) {
     Grpc__Health__V1__HealthCheckRequest req = GRPC__HEALTH__V1__HEALTH_CHECK_REQUEST__INIT;
-    req.service = "";
+    req.service = (char *)service;
     ProtobufCMessage *out = NULL;
     mmr_err_t err = {0};
     if (mmr_rpc_call(c, "/grpc.health.v1.Health/Check", &req.base,

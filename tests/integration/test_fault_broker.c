@@ -69,7 +69,7 @@ int main(int argc, char **argv) {
     int checks = 0, serving = 0;
     for (int64_t t0 = mmr_mono_ns(); mmr_mono_ns() - t0 < OUTAGE_MS * 1000000LL; sleep_ms(500)) {
         checks++;
-        serving += fault_health(hc) == 1;
+        serving += fault_health(hc, "") == 1;
     }
     uint64_t calls_out = atomic_load(&load.calls) - calls0, failed_out = atomic_load(&load.failed);
     long logged_out = truth_metric(port, "mmrec_impressions_logged_total") - logged0;

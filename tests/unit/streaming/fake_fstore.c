@@ -10,6 +10,7 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "check.h"
 
@@ -30,6 +31,7 @@ struct mmr_fstore {
     int commits_ok_before_fail;     /* injection: commits that succeed before failures */
     int commits_to_fail;
     int get_offsets_to_fail;
+    int commit_ms;                  /* each commit takes this long (a slow store) */
 };
 
 struct mmr_fstore_batch {
@@ -95,6 +97,12 @@ void fake_fstore_fail_commits(mmr_fstore_t *fs, int ok_first, int n_fail) {
     pthread_mutex_lock(&fs->mu);
     fs->commits_ok_before_fail = ok_first;
     fs->commits_to_fail = n_fail;
+    pthread_mutex_unlock(&fs->mu);
+}
+
+void fake_fstore_slow_commits(mmr_fstore_t *fs, int ms) {
+    pthread_mutex_lock(&fs->mu);
+    fs->commit_ms = ms;
     pthread_mutex_unlock(&fs->mu);
 }
 
@@ -174,6 +182,10 @@ mmr_status_t mmr_fstore_batch_put_item(mmr_fstore_batch_t *b, const mmr_item_t *
 mmr_status_t mmr_fstore_batch_commit(mmr_fstore_batch_t *b, mmr_err_t *err) {
     mmr_fstore_t *fs = b->fs;
     pthread_mutex_lock(&fs->mu);
+    if (fs->commit_ms) {
+        struct timespec ts = {fs->commit_ms / 1000, fs->commit_ms % 1000 * 1000000L};
+        nanosleep(&ts, NULL);
+    }
     if (fs->commits_ok_before_fail > 0) {
         fs->commits_ok_before_fail--;
     } else if (fs->commits_to_fail > 0) {

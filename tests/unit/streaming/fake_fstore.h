@@ -14,6 +14,8 @@ mmr_fstore_t *fake_fstore_new(void); /* owned; fake_fstore_free */
 void fake_fstore_free(mmr_fstore_t *fs);
 /* The next ok_first batch commits succeed, then n_fail fail with MMR_ERR_STORE. */
 void fake_fstore_fail_commits(mmr_fstore_t *fs, int ok_first, int n_fail);
+/* Every batch commit takes ms milliseconds (0: as fast as it can). */
+void fake_fstore_slow_commits(mmr_fstore_t *fs, int ms);
 /* The next n_fail mmr_fstore_get_offset calls fail with MMR_ERR_STORE. */
 void fake_fstore_fail_get_offsets(mmr_fstore_t *fs, int n_fail);
 uint64_t fake_fstore_applied(mmr_fstore_t *fs);  /* events in committed batches */

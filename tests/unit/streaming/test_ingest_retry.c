@@ -8,7 +8,11 @@
  *   B. the DLQ broker rejects a produce request: the batch is not committed but retried,
  *      every bad message still reaches the DLQ and the counters stay exact;
  *   C. one long batch holds events and items (one WriteBatch with the offsets of both
- *      topics) and its commit fails: both topics are rewound and the whole batch retried. */
+ *      topics) and its commit fails: both topics are rewound and the whole batch retried;
+ *   D. backpressure: the store takes 30 ms per commit and two commits fail; the queue to
+ *      the writer (queue_max 48) never holds more than 48 messages, the partitions are
+ *      paused while the writer backs off after each failure and resumed after, and the
+ *      counts stay exact. */
 #include "fake_fstore.h"
 #include "ingest_test.h"
 
@@ -29,12 +33,13 @@ static void check_store(it_env_t *env, mmr_fstore_t *fs, uint64_t applied, uint6
                       (long long)it_end_offset(env, topics[t], p));
 }
 
-/* batch_max/batch_ms 0: it_conf's small batches. */
+/* batch_max/batch_ms/queue_max 0: it_conf's small batches, the default queue. */
 static mmr_ingest_t *start_ingest(const it_env_t *env, mmr_fstore_t *fs, uint32_t batch_max,
-                                  uint32_t batch_ms) {
+                                  uint32_t batch_ms, uint32_t queue_max) {
     mmr_ingest_conf_t conf = it_conf(env, "mmrec-ingest-retry");
     if (batch_max) conf.batch_max = batch_max;
     if (batch_ms) conf.batch_ms = batch_ms;
+    conf.queue_max = queue_max;
     mmr_ingest_t *ing;
     mmr_err_t err = {0};
     CHECK_MSG(mmr_ingest_new(&conf, fs, &ing, &err) == MMR_OK, "ingest_new: %s", err.msg);
@@ -58,7 +63,7 @@ int main(void) {
     it_flush(&env);
     fake_fstore_fail_get_offsets(fs, 1);
     fake_fstore_fail_commits(fs, 2, 2);
-    mmr_ingest_t *ing = start_ingest(&env, fs, 0, 0);
+    mmr_ingest_t *ing = start_ingest(&env, fs, 0, 0, 0);
     mmr_ingest_stats_t s;
     it_wait(ing, &xa, &s);
     mmr_ingest_free(ing);
@@ -68,6 +73,7 @@ int main(void) {
     CHECK_MSG(s.consumed > xa.messages, "A: consumed %llu: the failed batches were not re-read",
               (unsigned long long)s.consumed);
     CHECK(s.dlq_errors == 0 && s.commit_errors == 0);
+    CHECK_MSG(!s.store_failing, "A: store_failing still set after the retried commits succeeded");
     applied_total += xa.applied;
     items_total += xa.items_applied;
     check_store(&env, fs, applied_total, items_total);
@@ -91,7 +97,7 @@ int main(void) {
     it_flush(&env); /* the test producer is done: the next Produce request is the DLQ's */
     rd_kafka_mock_push_request_errors(env.mc, PRODUCE_API_KEY, 1,
                                       RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE);
-    ing = start_ingest(&env, fs, 0, 0);
+    ing = start_ingest(&env, fs, 0, 0, 0);
     it_wait(ing, &xb, &s);
     mmr_ingest_free(ing);
     it_check_stats("B", &s, &xb);
@@ -121,7 +127,7 @@ int main(void) {
     it_flush(&env);
     uint64_t mixed_before = fake_fstore_mixed_commits(fs);
     fake_fstore_fail_commits(fs, 0, 1);
-    ing = start_ingest(&env, fs, 1000, 1000);
+    ing = start_ingest(&env, fs, 1000, 1000, 0);
     it_wait(ing, &xc, &s);
     mmr_ingest_free(ing);
     it_check_stats("C", &s, &xc);
@@ -143,6 +149,39 @@ int main(void) {
            "both topics rewound, exact counts, DLQ once each\n",
            (unsigned long long)xc.messages, (unsigned long long)xc.items_applied,
            (unsigned long long)mixed);
+
+    /* D: a slow store behind a small queue. */
+    it_expect_t xd = {0};
+    it_send_stream(&env, 600, 20, 40, 20, &xd);
+    it_send_items(&env, 30, 4, 8, &xd);
+    it_flush(&env);
+    fake_fstore_slow_commits(fs, 30);
+    fake_fstore_fail_commits(fs, 3, 2);
+    ing = start_ingest(&env, fs, 16, 20, 48);
+    uint32_t max_queued = 0;
+    int seen_paused = 0;
+    int64_t deadline = mmr_now_ms() + IT_WAIT_MS;
+    for (mmr_ingest_get_stats(ing, &s); !it_stats_done(&s, &xd); mmr_ingest_get_stats(ing, &s)) {
+        CHECK_MSG(mmr_now_ms() < deadline, "D: ingest did not catch up: applied %llu of %llu",
+                  (unsigned long long)s.applied, (unsigned long long)xd.messages);
+        if (s.queued > max_queued) max_queued = s.queued;
+        seen_paused |= s.paused;
+        struct timespec ts = {0, 1000000L};
+        nanosleep(&ts, NULL);
+    }
+    mmr_ingest_free(ing);
+    fake_fstore_slow_commits(fs, 0);
+    it_check_stats("D", &s, &xd);
+    CHECK_MSG(max_queued <= 48, "D: %u messages queued, bound 48", max_queued);
+    CHECK_MSG(s.pauses == 2 && seen_paused, "D: %llu pauses (seen paused: %d) for 2 failed writes",
+              (unsigned long long)s.pauses, seen_paused);
+    CHECK_MSG(!s.paused, "D: still paused after the writer caught up");
+    applied_total += xd.applied;
+    items_total += xd.items_applied;
+    check_store(&env, fs, applied_total, items_total);
+    printf("D: slow store (30 ms/commit, 2 failures): %llu pauses, at most %u of 48 queued, "
+           "%llu redelivered and skipped, exact counts\n", (unsigned long long)s.pauses,
+           max_queued, (unsigned long long)s.redelivered);
 
     it_env_free(&env);
     fake_fstore_free(fs);
