@@ -40,12 +40,8 @@ while [ $# -gt 0 ]; do
   esac
   shift 2
 done
-build=$(cd "$build" && pwd)
-for b in mmrecd mmrec mmrec-load; do
-  [ -x "$build/$b" ] || { echo "overload.sh: $build/$b missing" >&2; exit 1; }
-done
-work=$(mktemp -d /tmp/mmrec-overload.XXXXXX)
 prog=overload.sh
+needs="mmrecd mmrec mmrec-load"
 . "$root/loadtest/stack.sh"
 t_start=$(date +%s)
 

@@ -54,15 +54,11 @@ while [ $# -gt 0 ]; do
   esac
   shift 2
 done
-build=$(cd "$build" && pwd)
-for b in mmrecd mmrec mmrec-load bench_ingest bench_tower bench_retrieve; do
-  [ -x "$build/$b" ] || { echo "report.sh: $build/$b missing (cmake --build $build --target $b)" >&2; exit 1; }
-done
+prog=report.sh
+needs="mmrecd mmrec mmrec-load bench_ingest bench_tower bench_retrieve"
+. "$root/loadtest/stack.sh"
 perf=$(dirname "$out")/perf
 mkdir -p "$perf"
-work=$(mktemp -d /tmp/mmrec-report.XXXXXX)
-prog=report.sh
-. "$root/loadtest/stack.sh"
 t_start=$(date +%s)
 
 say "3. ingestion: bench_ingest $bench_events on its own broker"

@@ -37,12 +37,8 @@ while [ $# -gt 0 ]; do
   shift 2
 done
 [ "$warmup" -lt "$minutes" ] || { echo "soak.sh: --warmup must be below --minutes" >&2; exit 2; }
-build=$(cd "$build" && pwd)
-for b in mmrecd mmrec mmrec-load; do
-  [ -x "$build/$b" ] || { echo "soak.sh: $build/$b missing" >&2; exit 1; }
-done
-work=$(mktemp -d /tmp/mmrec-soak.XXXXXX)
 prog=soak.sh
+needs="mmrecd mmrec mmrec-load"
 . "$root/loadtest/stack.sh"
 t_start=$(date +%s)
 

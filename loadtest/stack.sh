@@ -3,12 +3,18 @@
 # events, and waits until the trainer has learned them and a model is serving. Cleans up
 # on exit.
 #
-# The caller sets: prog (name for messages), root (repo), build (binaries), work (a fresh
-# temporary folder, removed on exit). stack_start ITEMS USERS PUBLISH_MS sets brokers,
+# The caller sets prog (name for messages), root (repo), build (binaries) and needs (the
+# binaries it runs); sourcing resolves build, checks those binaries are there, and makes
+# work (a fresh temporary folder, removed on exit). stack_start ITEMS USERS PUBLISH_MS sets brokers,
 # grpc, metrics_addr and daemon_pid, and writes the mmrecd command to $work/mmrecd_cmd.
 # Helpers: say, metrics, metric NAME, wait_metric_ge NAME VALUE SECONDS, rel PATH;
 # machine and today describe this host for report rows.
 
+build=$(cd "$build" && pwd)
+for b in $needs; do
+  [ -x "$build/$b" ] || { echo "$prog: $build/$b missing (cmake --build $build --target $b)" >&2; exit 1; }
+done
+work=$(mktemp -d "/tmp/mmrec-${prog%.sh}.XXXXXX")
 daemon_pid=""
 kafka_started=0
 machine="$(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//')"
