@@ -864,6 +864,7 @@ mmr_status_t mmr_server_add_health_service(mmr_server_t *s, const char *name, mm
 }
 
 void mmr_server_set_service_serving(mmr_server_t *s, const char *name, int serving) {
+    if (!name) return;
     pthread_mutex_lock(&s->health_mu);
     int changed = 0;
     for (int i = 0; i < s->nhsvc; i++)

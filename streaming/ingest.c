@@ -69,6 +69,7 @@ typedef struct part {
     int64_t dlq_done;  /* every bad message below this offset has reached the DLQ */
     int64_t rewind_to; /* after a failed batch: the offset the next message must have; -1: none */
     int64_t done;      /* offset after the last message taken (any batch); -1: none yet */
+    uint64_t rewind_gen; /* ing->rewinds when it was last sought back */
 } part_t;
 
 /* A queued message, or (m NULL) the marker of a partition assigned from offset `start`. */
@@ -94,7 +95,7 @@ enum { T_EVENTS = 0, T_ITEMS, T_COUNT };
 
 typedef struct topic {
     char *name;                   /* set by mmr_ingest_new, read-only afterwards */
-    part_t *parts;                /* [n_parts]: consumer-thread state */
+    part_t *parts;                /* [n_parts]: writer-thread state */
     int32_t n_parts;
 } topic_t;
 
@@ -348,6 +349,7 @@ static void rewind_partitions(mmr_ingest_t *ing) {
                     tp->partition, rd_kafka_err2str(tp->err));
         part_t *p = &ing->topics[topic_index(ing, tp->topic)].parts[tp->partition];
         p->rewind_to = p->done = tp->offset;
+        p->rewind_gen = ing->rewinds + 1;
     }
     ing->rewinds++;
     handoff_forget(ing, l);
@@ -413,13 +415,19 @@ static void batch_flush(mmr_ingest_t *ing, bool rewind) {
     if (ok) {
         commit_kafka(ing, !rewind); /* rewind: the running loop; else revoke or close */
         ing->backoff_ms = BACKOFF_MIN_MS;
-    } else if (rewind) {
+    } else {
+        /* Paused before the seek: a pause sets the next fetch to the last message polled,
+         * which would undo a seek made before it (resume keeps the position). On revoke or
+         * close the seek still matters: under the cooperative protocol the batch may hold
+         * partitions that stay assigned, which must not skip the dropped messages. */
+        if (rewind) {
+            set_paused(ing, true);
+            COUNT(ing, pauses, 1);
+        }
         rewind_partitions(ing);
     }
     batch_reset(ing);
     if (!ok && rewind) { /* nothing is fetched while the store cannot take it */
-        set_paused(ing, true);
-        COUNT(ing, pauses, 1);
         backoff_sleep(ing, &ing->backoff_ms);
         set_paused(ing, false);
     }
@@ -542,6 +550,13 @@ static void handle_message(mmr_ingest_t *ing, const rd_kafka_message_t *m) {
             mmr_log(MMR_LOG_WARN, LOG_MOD, "got %s/%" PRId32 "/%" PRId64 " after rewind to %" PRId64
                     ", seeking again", topic, m->partition, m->offset, p->rewind_to);
             seek_one(ing, topic, m->partition, p->rewind_to);
+            /* what is queued or left in the chunk of it is past the seek too: drop it here
+             * rather than seek once per message */
+            p->rewind_gen = ++ing->rewinds;
+            rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
+            rd_kafka_topic_partition_list_add(l, topic, m->partition);
+            handoff_forget(ing, l);
+            rd_kafka_topic_partition_list_destroy(l);
             return;
         }
         p->rewind_to = -1;
@@ -656,8 +671,8 @@ static void *writer_main(void *arg) {
         if (n) {
             q_shrunk(ing);
         } else {
-            int64_t left_ms = ing->batch_msgs
-                                  ? (ing->batch_deadline_ns - mmr_mono_ns()) / 1000000
+            int64_t left_ms = ing->batch_msgs /* rounded up: no spinning in the last ms */
+                                  ? (ing->batch_deadline_ns - mmr_mono_ns() + 999999) / 1000000
                                   : IDLE_POLL_MS;
             if (left_ms > 0) {
                 q->writer_waits = true;
@@ -678,7 +693,7 @@ static void *writer_main(void *arg) {
              * was fetched before the seek and comes again (handoff_forget for the queue). */
             if (ing->rewinds != rewinds && sl->t >= 0 && sl->m->partition >= 0 &&
                 sl->m->partition < ing->topics[sl->t].n_parts &&
-                ing->topics[sl->t].parts[sl->m->partition].rewind_to >= 0) {
+                ing->topics[sl->t].parts[sl->m->partition].rewind_gen > rewinds) {
                 rd_kafka_message_destroy(sl->m);
                 continue;
             }

@@ -225,6 +225,8 @@ int main(void) {
     mmr_server_set_serving(s, 0);
     CHECK(watch_next(&ing, 3000) == NOT_SERVING && check(c, "mmrec.ingest") == NOT_SERVING);
     CHECK(watch_next(&all, 3000) == NOT_SERVING && watch_next(&svc, 3000) == NOT_SERVING);
+    grpc_call_cancel(ing.call, NULL);
+    CHECK(watch_status(&ing, 3000) == MMR_RPC_CANCELLED);
     watch_close(&ing);
     mmr_rpc_client_free(c);
     printf("ok health-only service mmrec.ingest: own status for Watch and Check, NOT_SERVING with the server\n");
