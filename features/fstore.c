@@ -391,7 +391,7 @@ static mmr_status_t check_schema(mmr_fstore_t *fs, const char *path, mmr_err_t *
     char *v = rocksdb_get_cf(fs->db, fs->ro, fs->cf[FS_CF_META], schema_key, sizeof schema_key - 1,
                              &len, &rerr);
     if (rerr) return mmr_fstore_rocks_status(rerr, err, "fstore open: read schema version");
-    if (!v && mmr_fstore_is_read_only(fs)) return MMR_OK; /* an empty store: nothing to refuse */
+    if (!v && fs->read_only) return MMR_OK; /* an empty store: nothing to refuse */
     if (!v) {
         uint8_t buf[4];
         mmr_fstore_codec_put_u32(buf, MMR_FSTORE_SCHEMA_VERSION);
@@ -492,7 +492,7 @@ void mmr_fstore_close(mmr_fstore_t *fs) {
     if (!fs) return;
     if (atomic_load(&fs->batch_open))
         mmr_log(MMR_LOG_ERROR, LOG_MOD, "close: a batch is still open (caller bug)");
-    if (mmr_fstore_is_read_only(fs)) {
+    if (fs->read_only) {
         fs_release(fs);
         return;
     }
@@ -536,7 +536,7 @@ void mmr_fstore_get_stats(mmr_fstore_t *fs, mmr_fstore_stats_t *out) {
 }
 
 mmr_status_t mmr_fstore_compact(mmr_fstore_t *fs, mmr_err_t *err) {
-    if (mmr_fstore_is_read_only(fs))
+    if (fs->read_only)
         return mmr_err_set(err, MMR_ERR_UNSUPPORTED, "fstore compact: store opened read-only");
     rocksdb_flushoptions_t *fo = rocksdb_flushoptions_create();
     rocksdb_flushoptions_set_wait(fo, 1);

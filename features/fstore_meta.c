@@ -17,7 +17,7 @@ static size_t meta_key_len(const char *key) {
 
 mmr_status_t mmr_fstore_meta_write(mmr_fstore_t *fs, size_t n, const mmr_fstore_meta_op_t *ops,
                                    mmr_err_t *err) {
-    if (mmr_fstore_is_read_only(fs))
+    if (fs->read_only)
         return mmr_err_set(err, MMR_ERR_UNSUPPORTED, "meta write: store opened read-only");
     for (size_t i = 0; i < n; i++)
         if (!meta_key_len(ops[i].key) || (!ops[i].val && ops[i].len))
