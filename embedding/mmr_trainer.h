@@ -87,8 +87,13 @@ mmr_status_t mmr_trainer_add(mmr_trainer_t *tr, const mmr_example_t *ex, mmr_err
 /* Trains on the pending examples now (a short batch); no-op when none are pending.
  * Errors: of mmr_tower_train_step (the pending batch is dropped). */
 mmr_status_t mmr_trainer_flush(mmr_trainer_t *tr, mmr_err_t *err);
-/* Flush, then a copy of the current weights (owned by the caller), and the item-vector
- * cache is emptied. Errors: as flush, MMR_ERR_NOMEM. */
+/* Flush, then empty the item-vector cache: history items are encoded with the current
+ * weights from now on. A snapshot does this; a caller that trains without taking snapshots
+ * (replay) calls it as often as mmrecd would publish, or users keep being trained against
+ * the history vectors of weights long gone. Errors: as flush. */
+mmr_status_t mmr_trainer_refresh(mmr_trainer_t *tr, mmr_err_t *err);
+/* Refresh, then a copy of the current weights (owned by the caller).
+ * Errors: as refresh, MMR_ERR_NOMEM. */
 mmr_status_t mmr_trainer_snapshot(mmr_trainer_t *tr, mmr_tower_t **out, mmr_err_t *err);
 /* The trainer's own tower (borrowed; changes on every step). */
 const mmr_tower_t *mmr_trainer_tower(const mmr_trainer_t *tr);

@@ -348,13 +348,18 @@ mmr_status_t mmr_trainer_flush(mmr_trainer_t *tr, mmr_err_t *err) {
     return tr->n > 0 ? train_pending(tr, err) : MMR_OK;
 }
 
+mmr_status_t mmr_trainer_refresh(mmr_trainer_t *tr, mmr_err_t *err) {
+    if (!tr) return mmr_err_set(err, MMR_ERR_INVALID, "trainer_refresh: NULL argument");
+    mmr_status_t st = mmr_trainer_flush(tr, err);
+    if (st == MMR_OK) cache_clear(&tr->cache); // history vectors now come from these weights
+    return st;
+}
+
 mmr_status_t mmr_trainer_snapshot(mmr_trainer_t *tr, mmr_tower_t **out, mmr_err_t *err) {
     if (!tr || !out) return mmr_err_set(err, MMR_ERR_INVALID, "trainer_snapshot: NULL argument");
     *out = NULL;
-    mmr_status_t st = mmr_trainer_flush(tr, err);
-    if (st == MMR_OK) st = mmr_tower_clone(tr->t, out, err);
-    if (st == MMR_OK) cache_clear(&tr->cache); // history vectors now come from these weights
-    return st;
+    mmr_status_t st = mmr_trainer_refresh(tr, err);
+    return st == MMR_OK ? mmr_tower_clone(tr->t, out, err) : st;
 }
 
 /* --- checkpoints --------------------------------------------------------------------- */

@@ -9,7 +9,9 @@
  * mmr_fstore_batch_add_event in chunks of conf.chunk: a chunk is committed, THEN its events
  * are fed in order to joiner → exbuild → trainer. Examples therefore read user histories
  * that are exact (strictly older events) but item popularity that may include up to one
- * chunk of later events (the within-chunk look-ahead). Models are mmr_model_new over the
+ * chunk of later events (the within-chunk look-ahead). After each chunk the trainer is
+ * refreshed (mmr_trainer_refresh), as each publish in mmrecd refreshes it, so history items
+ * are encoded with weights at most one chunk old. Models are mmr_model_new over the
  * store; scoring is the tower's head over (user·item, popularity, recency) for ALL catalog
  * items, with popularity read once per model (one batched read) at the evaluation time.
  *

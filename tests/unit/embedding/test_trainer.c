@@ -4,7 +4,8 @@
  *   learn:      20k examples raise the AUC on held-out users x held-out (cold) items from
  *               about 0.5 to above 0.85 (measured over 6 seeds: 0.41-0.54 -> 0.92-0.96)
  *   invalid:    each kind of bad example → MMR_ERR_INVALID, skipped, trainer still trains
- *   snapshot:   flushes, empties the item cache, and is independent of further training
+ *   snapshot:   flushes, empties the item cache, and is independent of further training;
+ *               refresh flushes and empties the cache without a copy
  *   checkpoint: N steps, save, load, M steps == N + M steps without it, bit for bit (with
  *               the default cache and with one small enough to clear itself); a flipped
  *               byte, a truncation, trailing data or another config are refused */
@@ -311,13 +312,25 @@ static void test_snapshot(void) {
     CHECK_OK(mmr_trainer_snapshot(tr, &snap2, &err));
     mmr_tower_free(snap2);
     CHECK(mmr_trainer_add(tr, &ex, &err) == MMR_ERR_INVALID); // miss: read and refused
+    // a refresh empties the cache too, and flushes, without a copy
+    memcpy(hist, world_next(&w)->hist, sizeof hist);
+    CHECK_OK(mmr_trainer_add(tr, &ex, &err)); // miss: valid features cached
+    hist[0].x[0] = nan_feat;
+    CHECK_OK(mmr_trainer_add(tr, &ex, &err)); // hit
+    mmr_trainer_get_stats(tr, &st);
+    uint64_t steps = st.steps;
+    CHECK_OK(mmr_trainer_refresh(tr, &err));
+    mmr_trainer_get_stats(tr, &st);
+    CHECK(st.steps == steps + 1);
+    CHECK(mmr_trainer_add(tr, &ex, &err) == MMR_ERR_INVALID); // miss again
+    CHECK(mmr_trainer_refresh(NULL, &err) == MMR_ERR_INVALID);
     mmr_trainer_free(tr); // the snapshot outlives its trainer
     CHECK(memcmp(copy, mmr_tower_params(snap), n * sizeof(float)) == 0);
     CHECK(eval_auc(snap, &w) >= 0);
     free(copy);
     mmr_tower_free(snap);
     printf("snapshot: flushes, empties the item cache, a copy independent of further training "
-           "and of the trainer\n");
+           "and of the trainer; refresh: flushes and empties the cache\n");
 }
 
 /* --- checkpoints ---------------------------------------------------------------------- */

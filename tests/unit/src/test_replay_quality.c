@@ -1,10 +1,11 @@
 /* test_replay_quality.c — learning works: on a `mmrec gen` dataset, leave-one-out, the
  * model trained on the stream beats the popularity baseline and the same towers untrained
- * on Recall@10 and NDCG@10 by at least 5% (issue 7: learning works), and
- * its numbers are printed next to the oracle's and the single-modality ablations'.
- * The ablations are reported, not asserted: the fused model beat every ablation in 1 of 5
- * gen/replay seed pairs measured, and lost by up to 0.064 Recall@10 (docs/REPLAY.md, "What
- * the numbers say", which lists the dataset and replay settings tried).
+ * on Recall@10 and NDCG@10 by at least 20% (issue 7: learning works), and its numbers are
+ * printed next to the oracle's and the single-modality ablations'.
+ * The margin also guards the trainer refresh per chunk (src/replay.c): without it every
+ * user trained against the initial weights' history vectors and fused reached 0.97 of
+ * popularity here (1.33 with it). The ablations are reported, not asserted: with the
+ * refresh they are within noise of the fused model (docs/REPLAY.md, "What the numbers say").
  * argv[1] = the mmrec binary. */
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,7 +19,7 @@ int main(int argc, char **argv) {
     static char dir[] = "/tmp/test_replay_quality-XXXXXX";
     CHECK(mkdtemp(dir) != NULL);
     char cmd[1024], events[256], items[256], oracle[256];
-    snprintf(cmd, sizeof cmd, "%s gen --out %s --users 600 --items 200 --events 50000 --dims 16,16,16 --seed 7 >/dev/null",
+    snprintf(cmd, sizeof cmd, "%s gen --out %s --users 1500 --items 200 --events 125000 --dims 16,16,16 --seed 7 >/dev/null",
              argv[1], dir);
     CHECK_MSG(system(cmd) == 0, "%s failed", cmd);
     snprintf(events, sizeof events, "%s/events.tsv", dir);
@@ -44,14 +45,14 @@ int main(int argc, char **argv) {
         double r = rep.model[k].res.recall[k10];
         printf("Recall@10 fused %.4f vs %s %.4f: %s\n", fused, rep.model[k].name, r, fused > r ? "better" : "NOT better");
         if (!strcmp(rep.model[k].name, "popularity") || !strcmp(rep.model[k].name, "untrained")) {
-            ok &= fused > 1.05 * r && fused_n > 1.05 * rep.model[k].res.ndcg[k10];
+            ok &= fused > 1.2 * r && fused_n > 1.2 * rep.model[k].res.ndcg[k10];
             seen++;
         }
     }
     mmr_replay_report_clear(&rep);
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
     CHECK(system(cmd) == 0);
-    CHECK_MSG(ok && seen == 2, "the trained model does not beat popularity and the untrained towers by 5%% on "
+    CHECK_MSG(ok && seen == 2, "the trained model does not beat popularity and the untrained towers by 20%% on "
                                "Recall@10 and NDCG@10");
     printf("ok test_replay_quality\n");
     return 0;
