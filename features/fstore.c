@@ -13,6 +13,7 @@
 
 #include "fstore_codec.h"
 #include "fstore_priv.h"
+#include "mmr_cpu.h"
 #include "mmr_log.h"
 #include "mmr_time.h"
 
@@ -171,8 +172,8 @@ static mmr_status_t open_opts_build(mmr_fstore_t *fs, const mmr_fstore_opts_t *o
                                     int compression, fs_open_opts_t *o, mmr_err_t *err) {
     memset(o, 0, sizeof *o);
     rocksdb_options_t *db = o->db = rocksdb_options_create();
-    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
-    rocksdb_options_increase_parallelism(db, cpus < 2 ? 2 : cpus > 8 ? 8 : (int)cpus);
+    int cpus = mmr_cpu_count();
+    rocksdb_options_increase_parallelism(db, cpus < 2 ? 2 : cpus > 8 ? 8 : cpus);
     rocksdb_options_set_create_if_missing(db, !opts->must_exist);
     rocksdb_options_set_create_missing_column_families(db, 1);
     rocksdb_options_set_level_compaction_dynamic_level_bytes(db, 1);

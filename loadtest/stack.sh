@@ -8,7 +8,9 @@
 # work (a fresh temporary folder, removed on exit). stack_start ITEMS USERS PUBLISH_MS sets brokers,
 # grpc, metrics_addr and daemon_pid, and writes the mmrecd command to $work/mmrecd_cmd.
 # Helpers: say, metrics, metric NAME, wait_metric_ge NAME VALUE SECONDS, rel PATH;
-# machine and today describe this host for report rows.
+# machine and today describe this host for report rows. With server_cpus / kafka_cpus set
+# (taskset CPU lists), mmrecd / the Kafka broker run on those CPUs only; daemon_args are
+# more mmrecd options.
 
 build=$(cd "$build" && pwd)
 for b in $needs; do
@@ -51,18 +53,21 @@ stack_start() { # items users publish_ms
   local items=$1 users=$2 publish_ms=$3
   say "starting Kafka, generating $items items x dims 32, starting mmrecd"
   kafka_started=1
-  brokers=$(timeout 120 "$root/scripts/kafka.sh" start "$work/kafka" | tail -n1)
+  local pin=() kpin=()
+  [ -n "${server_cpus:-}" ] && pin=(taskset -c "$server_cpus")
+  [ -n "${kafka_cpus:-}" ] && kpin=(taskset -c "$kafka_cpus")
+  brokers=$(timeout 120 "${kpin[@]}" "$root/scripts/kafka.sh" start "$work/kafka" | tail -n1)
   "$root/scripts/kafka.sh" topics "$work/kafka" mmrec.events:4 mmrec.items:2 mmrec.impressions:2 mmrec.events.dlq:1 >/dev/null
   local warm_events=$((users * 10))
   "$build/mmrec" gen --out "$work/data" --users "$users" --items "$items" --topics 8 --events "$warm_events" \
     --dims 32,32,32 --seed 7 --start-ms $((($(date +%s) - 8 * 3600) * 1000)) >/dev/null
-  "$build/mmrecd" --store.path="$work/store" --kafka.brokers="$brokers" --grpc.listen=127.0.0.1:0 \
+  "${pin[@]}" "$build/mmrecd" --store.path="$work/store" --kafka.brokers="$brokers" --grpc.listen=127.0.0.1:0 \
     --metrics.listen=127.0.0.1:0 --ready_file="$work/ready" --log.level=warn \
     --item.dim_text=32 --item.dim_image=32 --item.dim_video=32 \
-    --trainer.publish_interval_ms="$publish_ms" 2>"$work/mmrecd.log" &
+    --trainer.publish_interval_ms="$publish_ms" ${daemon_args:-} 2>"$work/mmrecd.log" &
   daemon_pid=$!
   echo "$(rel "$build")/mmrecd --store.path=DIR --kafka.brokers=127.0.0.1:PORT --item.dim_text=32 --item.dim_image=32" \
-    "--item.dim_video=32 --trainer.publish_interval_ms=$publish_ms  # + mmrec gen --items $items --users $users" \
+    "--item.dim_video=32 --trainer.publish_interval_ms=$publish_ms ${daemon_args:-} # + mmrec gen --items $items --users $users" \
     "--dims 32,32,32 --events $warm_events; mmrec produce (catalog, then warm-up events)" >"$work/mmrecd_cmd"
   for _ in $(seq 300); do [ -f "$work/ready" ] && break; sleep 0.1; done
   [ -f "$work/ready" ] || { say "mmrecd did not start"; cat "$work/mmrecd.log" >&2; exit 1; }

@@ -46,6 +46,7 @@
 #include <unistd.h>
 
 #include "grpc/health/v1/health.pb-c.h"
+#include "mmr_cpu.h"
 #include "mmr_log.h"
 #include "mmr_time.h"
 
@@ -789,8 +790,7 @@ mmr_status_t mmr_server_new(const mmr_server_conf_t *conf, mmr_server_t **out, m
     pthread_mutex_init(&s->health_mu, NULL);
     pthread_mutex_init(&s->q_mu, NULL);
     pthread_cond_init(&s->q_cv, NULL);
-    long cores = sysconf(_SC_NPROCESSORS_ONLN);
-    s->nworkers = conf->threads > 0 ? conf->threads : (cores > 0 ? (int)cores : 2);
+    s->nworkers = conf->threads > 0 ? conf->threads : mmr_cpu_count();
     s->max_inflight = conf->max_inflight ? conf->max_inflight : 256;
     s->q_cap = s->max_inflight;
     s->q_target_ns = (int64_t)(conf->queue_target_ms ? conf->queue_target_ms : 5) * 1000000;

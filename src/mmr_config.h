@@ -54,6 +54,7 @@ typedef struct mmr_config {
     long trainer_publish_ms;
     long trainer_publish_examples;
     long trainer_checkpoint_ms;
+    long trainer_nice;
     long trainer_batch;
     double trainer_lr;
     double trainer_lr_sparse;

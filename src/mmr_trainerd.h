@@ -36,6 +36,7 @@ typedef struct mmr_trainerd_conf {
     int64_t publish_interval_ms;    /* > 0 */
     uint64_t publish_examples;      /* publish early after this many new examples; 0 = off */
     int64_t checkpoint_interval_ms; /* > 0 */
+    int nice;                       /* 0..19: nice value of the trainer and publisher threads */
 } mmr_trainerd_conf_t;
 
 /* Upper bounds (ms) of the freshness histogram buckets; the last bucket is +Inf. */

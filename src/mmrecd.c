@@ -253,6 +253,7 @@ static mmr_status_t start_models(daemon_state_t *d, mmr_err_t *err) {
         .publish_interval_ms = c->trainer_publish_ms,
         .publish_examples = (uint64_t)c->trainer_publish_examples,
         .checkpoint_interval_ms = c->trainer_checkpoint_ms,
+        .nice = (int)c->trainer_nice,
     };
     if ((st = mmr_trainerd_start(&tdc, d->fs, d->reg, &d->trainer, err)) != MMR_OK) return st;
     mmr_log(MMR_LOG_INFO, "mmrecd", "training online from %s%s%s (group %s), publishing every %ld ms",

@@ -9,6 +9,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "mmr_cpu.h"
 #include "mmr_exbuild.h"
 #include "mmr_log.h"
 #include "mmr_time.h"
@@ -146,8 +147,15 @@ static void publish_job(mmr_trainerd_t *td, pub_job_t *job) {
     pthread_mutex_unlock(&td->pub_mu);
 }
 
+/* Background threads yield the CPU to serving when they compete (trainer.nice). */
+static void set_nice(const mmr_trainerd_t *td, const char *who) {
+    int e = td->conf.nice ? mmr_thread_set_nice(td->conf.nice) : 0;
+    if (e) mmr_log(MMR_LOG_WARN, LOG_MOD, "%s thread: nice %d: %s", who, td->conf.nice, strerror(e));
+}
+
 static void *publisher_main(void *arg) {
     mmr_trainerd_t *td = arg;
+    set_nice(td, "publisher");
     pthread_mutex_lock(&td->pub_mu);
     for (;;) {
         while (!td->job.snap && !td->pub_quit) pthread_cond_wait(&td->pub_cv, &td->pub_mu);
@@ -224,6 +232,7 @@ static void checkpoint(mmr_trainerd_t *td) {
 
 static void *trainer_main(void *arg) {
     mmr_trainerd_t *td = arg;
+    set_nice(td, "trainer");
     td->last_publish_ms = td->last_checkpoint_ms = mmr_now_ms();
     while (!atomic_load(&td->stop)) {
         mmr_err_t err = {0};

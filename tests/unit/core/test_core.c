@@ -1,12 +1,24 @@
 /* test_core.c — core utilities: status names, error records, CRC-32C vectors, arena,
- * log levels and sink. */
+ * log levels and sink, CPU count from the affinity mask, per-thread nice. */
+#include <pthread.h>
+#include <sched.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <unistd.h>
 
 #include "check.h"
 #include "mmr_arena.h"
+#include "mmr_cpu.h"
 #include "mmr_crc32c.h"
 #include "mmr_err.h"
 #include "mmr_log.h"
+
+/* In its own thread: nice is per thread, and the main thread keeps 0. */
+static void *nice_thread(void *arg) {
+    int want = *(int *)arg;
+    *(int *)arg = mmr_thread_set_nice(want) == 0 && getpriority(PRIO_PROCESS, (id_t)gettid()) == want;
+    return NULL;
+}
 
 static char last_msg[256];
 static void capture(void *opaque, mmr_log_level_t level, const char *module, const char *msg) {
@@ -64,5 +76,20 @@ int main(void) {
     CHECK(mmr_log_level_parse("Debug") == MMR_LOG_DEBUG && mmr_log_level_parse("loud") == -1);
     mmr_log_set_sink(NULL, NULL);
     printf("ok log levels and sink\n");
+
+    cpu_set_t all, one;
+    CHECK(sched_getaffinity(0, sizeof all, &all) == 0);
+    CHECK(mmr_cpu_count() == CPU_COUNT(&all));
+    CPU_ZERO(&one);
+    for (int c = 0; c < CPU_SETSIZE; c++)
+        if (CPU_ISSET(c, &all)) { CPU_SET(c, &one); break; }
+    CHECK(sched_setaffinity(0, sizeof one, &one) == 0);
+    CHECK(mmr_cpu_count() == 1); /* as under taskset -c N */
+    CHECK(sched_setaffinity(0, sizeof all, &all) == 0);
+    int base = getpriority(PRIO_PROCESS, (id_t)gettid()), niced = base + 3 > 19 ? 19 : base + 3;
+    pthread_t th;
+    CHECK(pthread_create(&th, NULL, nice_thread, &niced) == 0 && pthread_join(th, NULL) == 0);
+    CHECK(niced && getpriority(PRIO_PROCESS, (id_t)gettid()) == base);
+    printf("ok cpu count from the affinity mask (%d), per-thread nice\n", CPU_COUNT(&all));
     return 0;
 }
