@@ -2,7 +2,8 @@
  * feature store through mmr_ingest, against the raw feature-store WriteBatch rate for the
  * SAME records measured in the same run, plus produce-to-visible latency.
  *
- * Run under a real broker:  scripts/kafka.sh run DIR -- build/bench_ingest [N]
+ * Run under a real broker:  scripts/kafka.sh run DIR -- build/bench_ingest [N [BATCH]]
+ * BATCH (default 1000): events per WriteBatch, for the raw loop and ingest.batch_max alike.
  * Default durability: WAL on, no fsync per batch (store.sync=false), as mmrecd runs. */
 #include <librdkafka/rdkafka.h>
 #include <stdio.h>
@@ -50,19 +51,20 @@ static int cmp_i64(const void *a, const void *b) {
 
 int main(int argc, char **argv) {
     const char *brokers = getenv("MMREC_KAFKA_BOOTSTRAP");
-    if (!brokers) die("usage", "run under scripts/kafka.sh run DIR -- bench_ingest [N]");
-    long n = argc > 1 ? atol(argv[1]) : 1000000;
+    if (!brokers) die("usage", "run under scripts/kafka.sh run DIR -- bench_ingest [N [BATCH]]");
+    long n = argc > 1 ? atol(argv[1]) : 1000000, batch = argc > 2 ? atol(argv[2]) : 1000;
+    if (n < 1 || batch < 1 || batch > 1000000) die("usage", "bench_ingest [N >= 1 [BATCH 1..1000000]]");
     char tmpl[] = "/tmp/mmrec-bench-ingest-XXXXXX", eid[32], user[32], item[32], path[256];
     if (!mkdtemp(tmpl)) die("mkdtemp", "failed");
     mmr_err_t err = {0};
 
-    /* 1. raw: the same records straight into a fresh store, batches of 1000 */
+    /* 1. raw: the same records straight into a fresh store, in batches of BATCH */
     snprintf(path, sizeof path, "%s/raw", tmpl);
     mmr_fstore_t *fs = store_open(path);
     int64_t t0 = mmr_mono_ns();
     for (long i = 0; i < n;) {
         mmr_fstore_batch_t *b = mmr_fstore_batch_new(fs);
-        for (long j = 0; j < 1000 && i < n; j++, i++) {
+        for (long j = 0; j < batch && i < n; j++, i++) {
             mmr_event_t ev = record(i, eid, user, item);
             if (mmr_fstore_batch_add_event(b, &ev, &err) < 0) die("raw add", err.msg);
         }
@@ -106,7 +108,7 @@ int main(int argc, char **argv) {
     snprintf(path, sizeof path, "%s/ingest", tmpl);
     fs = store_open(path);
     mmr_ingest_conf_t ic = {.brokers = brokers, .group_id = "bench-ingest", .events_topic = "mmrec.events",
-                            .dlq_topic = "mmrec.events.dlq"};
+                            .dlq_topic = "mmrec.events.dlq", .batch_max = (uint32_t)batch};
     mmr_ingest_t *ing = NULL;
     if (mmr_ingest_new(&ic, fs, &ing, &err) != MMR_OK) die("ingest", err.msg);
     t0 = mmr_mono_ns();
@@ -151,7 +153,8 @@ int main(int argc, char **argv) {
     rd_kafka_destroy(rk);
 
     double raw_rate = n / raw_s, ingest_rate = n / ingest_s;
-    printf("events                     %ld (%d users, %d items, protobuf, 4 partitions)\n", n, USERS, ITEMS);
+    printf("events                     %ld (%d users, %d items, protobuf, 4 partitions, batches of %ld)\n", n, USERS,
+           ITEMS, batch);
     printf("raw fstore WriteBatch      %.0f events/s (%.2f s)\n", raw_rate, raw_s);
     printf("produce to Kafka           %.0f events/s (%.2f s, not part of the ratio)\n", n / produce_s, produce_s);
     printf("Kafka -> store (mmr_ingest) %.0f events/s (%.2f s after %.2f s group join; %llu pauses)\n", ingest_rate,
