@@ -22,7 +22,8 @@
  *               u64 cache keys (n), f32 cache vectors (n, D), in insertion order
  *               caller blob
  * The cache is state, not a mere speed-up: history vectors encoded with older weights are
- * used until the next snapshot empties it, so a resumed trainer needs them to continue bit
+ * used until the next snapshot or refresh empties it (or it fills up and clears itself), so
+ * a resumed trainer needs them to continue bit
  * for bit. The file is written with tower_file.c's atomic writer. */
 #include <math.h>
 #include <stdio.h>

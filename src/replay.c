@@ -641,9 +641,9 @@ static mmr_status_t pipe_learn(pipe_t *p, const uint32_t *ev_idx, size_t n, int 
             mmr_event_t ev = event_of(c, v);
             st = mmr_joiner_event(p->jn, &ev, c->reqs + v->req, err);
         }
-        /* mmrecd publishes about once per ingest batch, and each publish makes its trainer
-         * encode history items with the new weights: without this, every user would be
-         * trained against the history vectors of the initial weights. */
+        /* mmrecd publishes every trainer.publish_interval_ms, and each publish makes its
+         * trainer encode history items with the new weights: without this, every user would
+         * be trained against the history vectors of the initial weights. */
         if (learn && st == MMR_OK) st = mmr_trainer_refresh(p->tr, err);
         progress(c, hi - lo);
     }

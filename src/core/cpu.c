@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <sched.h>
 #include <sys/resource.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 int mmr_cpu_count(void) {
@@ -17,5 +18,6 @@ int mmr_cpu_count(void) {
 }
 
 int mmr_thread_set_nice(int nice) {
-    return setpriority(PRIO_PROCESS, (id_t)gettid(), nice) == 0 ? 0 : errno;
+    /* the thread id by syscall: glibc declares gettid() only from 2.30 */
+    return setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), nice) == 0 ? 0 : errno;
 }

@@ -4,6 +4,7 @@
 #include <sched.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "check.h"
@@ -16,7 +17,7 @@
 /* In its own thread: nice is per thread, and the main thread keeps 0. */
 static void *nice_thread(void *arg) {
     int want = *(int *)arg;
-    *(int *)arg = mmr_thread_set_nice(want) == 0 && getpriority(PRIO_PROCESS, (id_t)gettid()) == want;
+    *(int *)arg = mmr_thread_set_nice(want) == 0 && getpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid)) == want;
     return NULL;
 }
 
@@ -86,10 +87,10 @@ int main(void) {
     CHECK(sched_setaffinity(0, sizeof one, &one) == 0);
     CHECK(mmr_cpu_count() == 1); /* as under taskset -c N */
     CHECK(sched_setaffinity(0, sizeof all, &all) == 0);
-    int base = getpriority(PRIO_PROCESS, (id_t)gettid()), niced = base + 3 > 19 ? 19 : base + 3;
+    int base = getpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid)), niced = base + 3 > 19 ? 19 : base + 3;
     pthread_t th;
     CHECK(pthread_create(&th, NULL, nice_thread, &niced) == 0 && pthread_join(th, NULL) == 0);
-    CHECK(niced && getpriority(PRIO_PROCESS, (id_t)gettid()) == base);
+    CHECK(niced && getpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid)) == base);
     printf("ok cpu count from the affinity mask (%d), per-thread nice\n", CPU_COUNT(&all));
     return 0;
 }
