@@ -299,10 +299,9 @@ static void q_shrunk(mmr_ingest_t *ing) {
  * the time is up or stop is requested. */
 static bool handoff_push(mmr_ingest_t *ing, slot_t s, int64_t wait_ms) {
     handoff_t *q = &ing->q;
-    int64_t until = 0; /* the clock is read only once the queue is found full */
+    int64_t until = mmr_mono_ns() + wait_ms * 1000000;
     pthread_mutex_lock(&ing->q_mu);
     while (q->n == q->cap && !atomic_load(&ing->stop)) {
-        if (!until) until = mmr_mono_ns() + wait_ms * 1000000;
         int64_t left_ms = wait_ms < 0 ? IDLE_POLL_MS : (until - mmr_mono_ns()) / 1000000;
         if (left_ms <= 0) break;
         q->consumer_waits = true;
