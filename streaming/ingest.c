@@ -270,20 +270,17 @@ static bool pause_want(mmr_ingest_t *ing, int who, bool want) {
     return e == 0;
 }
 
-/* Consumer thread, in a rebalance: newly assigned partitions (assign) join a pause in
- * force; partitions being revoked (!assign) leave it, because librdkafka keeps a
- * partition's pause flag across a revoke and a later assignment, so one revoked while
- * paused would come back paused for good. Only paused partitions are resumed: resuming
- * others makes librdkafka hand messages out twice. Under pause_mu, so a pause or resume
- * cannot slip in between. */
-static void pause_rebalance(mmr_ingest_t *ing, rd_kafka_topic_partition_list_t *parts,
-                            bool assign) {
+/* Consumer thread, after an assignment: the new partitions take the pause state in force.
+ * librdkafka keeps a partition's pause flag across a revoke and a later assignment, so one
+ * revoked while paused would otherwise come back paused for good. Under pause_mu, so a
+ * pause or resume cannot slip in between. */
+static void pause_new(mmr_ingest_t *ing, rd_kafka_topic_partition_list_t *parts) {
     pthread_mutex_lock(&ing->pause_mu);
-    if (atomic_load(&ing->paused) && parts->cnt &&
-        (assign ? rd_kafka_pause_partitions(ing->consumer, parts)
-                : rd_kafka_resume_partitions(ing->consumer, parts)))
-        mmr_log(MMR_LOG_WARN, LOG_MOD, "could not %s %s partitions", assign ? "pause" : "resume",
-                assign ? "newly assigned" : "revoked");
+    bool pause = atomic_load(&ing->paused);
+    if (parts->cnt && (pause ? rd_kafka_pause_partitions(ing->consumer, parts)
+                             : rd_kafka_resume_partitions(ing->consumer, parts)))
+        mmr_log(MMR_LOG_WARN, LOG_MOD, "could not %s newly assigned partitions",
+                pause ? "pause" : "resume");
     pthread_mutex_unlock(&ing->pause_mu);
 }
 
@@ -686,10 +683,9 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
                 rd_kafka_message_destroy(ing->held.m);
                 ing->held.m = NULL;
             }
-        if (err == RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS) pause_rebalance(ing, parts, false);
     }
     mmr_kconf_rebalance_apply(rk, err, parts, &ing->assigned, LOG_MOD);
-    if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) pause_rebalance(ing, parts, true);
+    if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) pause_new(ing, parts);
 }
 
 /* --- the two threads ------------------------------------------------------------------ */
