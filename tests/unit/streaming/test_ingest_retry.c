@@ -52,31 +52,6 @@ static mmr_ingest_t *start_ingest(const it_env_t *env, mmr_fstore_t *fs, uint32_
     return ing;
 }
 
-/* Backpressure scenarios: runs ing (its store's commits take commit_ms) until x is ingested,
- * then frees it; *s gets the final stats and *seen_paused whether a pause was seen. Checks
- * the counts, the queue within its bound 48 and no pause left. */
-static void run_slow(const char *name, mmr_ingest_t *ing, int commit_ms, const it_expect_t *x,
-                     mmr_ingest_stats_t *s, int *seen_paused) {
-    uint32_t max_queued = 0;
-    *seen_paused = 0;
-    int64_t deadline = mmr_now_ms() + IT_WAIT_MS;
-    for (mmr_ingest_get_stats(ing, s); !it_stats_done(s, x); mmr_ingest_get_stats(ing, s)) {
-        CHECK_MSG(mmr_now_ms() < deadline, "%s: ingest did not catch up: applied %llu of %llu", name,
-                  (unsigned long long)s->applied, (unsigned long long)x->messages);
-        if (s->queued > max_queued) max_queued = s->queued;
-        *seen_paused |= s->paused;
-        struct timespec ts = {0, 1000000L};
-        nanosleep(&ts, NULL);
-    }
-    mmr_ingest_free(ing);
-    it_check_stats(name, s, x);
-    CHECK_MSG(max_queued <= 48, "%s: %u messages queued, bound 48", name, max_queued);
-    CHECK_MSG(!s->paused, "%s: still paused after the writer caught up", name);
-    printf("%s: store %d ms/commit: %llu pauses, at most %u of 48 queued, %llu redelivered and "
-           "skipped, exact counts\n", name, commit_ms, (unsigned long long)s->pauses, max_queued,
-           (unsigned long long)s->redelivered);
-}
-
 int main(void) {
     /* the injected failures log a few expected ERROR lines */
     it_log_level(MMR_LOG_ERROR);
@@ -187,27 +162,63 @@ int main(void) {
     it_flush(&env);
     fake_fstore_slow_commits(fs, 30);
     fake_fstore_fail_commits(fs, 3, 2);
-    int seen_paused;
-    run_slow("D", start_ingest(&env, fs, 16, 20, 48, 0), 30, &xd, &s, &seen_paused);
+    ing = start_ingest(&env, fs, 16, 20, 48, 0);
+    uint32_t max_queued = 0;
+    int seen_paused = 0;
+    int64_t deadline = mmr_now_ms() + IT_WAIT_MS;
+    for (mmr_ingest_get_stats(ing, &s); !it_stats_done(&s, &xd); mmr_ingest_get_stats(ing, &s)) {
+        CHECK_MSG(mmr_now_ms() < deadline, "D: ingest did not catch up: applied %llu of %llu",
+                  (unsigned long long)s.applied, (unsigned long long)xd.messages);
+        if (s.queued > max_queued) max_queued = s.queued;
+        seen_paused |= s.paused;
+        struct timespec ts = {0, 1000000L};
+        nanosleep(&ts, NULL);
+    }
+    mmr_ingest_free(ing);
+    fake_fstore_slow_commits(fs, 0);
+    it_check_stats("D", &s, &xd);
+    CHECK_MSG(max_queued <= 48, "D: %u messages queued, bound 48", max_queued);
     CHECK_MSG(s.pauses == 2 && seen_paused, "D: %llu pauses (seen paused: %d) for 2 failed writes",
               (unsigned long long)s.pauses, seen_paused);
+    CHECK_MSG(!s.paused, "D: still paused after the writer caught up");
     applied_total += xd.applied;
     items_total += xd.items_applied;
     check_store(&env, fs, applied_total, items_total);
+    printf("D: slow store (30 ms/commit, 2 failures): %llu pauses, at most %u of 48 queued, "
+           "%llu redelivered and skipped, exact counts\n", (unsigned long long)s.pauses,
+           max_queued, (unsigned long long)s.redelivered);
 
     /* E: a store that stalls the writer (400 ms per commit) without failing. */
     it_expect_t xe = {0};
     it_send_stream(&env, 240, 0, 0, 0, &xe);
     it_flush(&env);
     fake_fstore_slow_commits(fs, 400);
-    run_slow("E", start_ingest(&env, fs, 16, 20, 48, 100), 400, &xe, &s, &seen_paused);
+    ing = start_ingest(&env, fs, 16, 20, 48, 100);
+    max_queued = 0;
+    seen_paused = 0;
+    deadline = mmr_now_ms() + IT_WAIT_MS;
+    for (mmr_ingest_get_stats(ing, &s); !it_stats_done(&s, &xe); mmr_ingest_get_stats(ing, &s)) {
+        CHECK_MSG(mmr_now_ms() < deadline, "E: ingest did not catch up: applied %llu of %llu",
+                  (unsigned long long)s.applied, (unsigned long long)xe.messages);
+        if (s.queued > max_queued) max_queued = s.queued;
+        seen_paused |= s.paused;
+        struct timespec ts = {0, 1000000L};
+        nanosleep(&ts, NULL);
+    }
+    mmr_ingest_free(ing);
     fake_fstore_slow_commits(fs, 0);
+    it_check_stats("E", &s, &xe);
+    CHECK_MSG(max_queued <= 48, "E: %u messages queued, bound 48", max_queued);
     CHECK_MSG(s.pauses >= 1 && seen_paused && s.store_errors == 0,
               "E: %llu pauses (seen paused: %d, store errors %llu) while the writer lagged",
               (unsigned long long)s.pauses, seen_paused, (unsigned long long)s.store_errors);
+    CHECK_MSG(!s.paused, "E: still paused after the writer caught up");
     applied_total += xe.applied;
     items_total += xe.items_applied;
     check_store(&env, fs, applied_total, items_total);
+    printf("E: stalled writer (400 ms/commit, no failure): %llu pauses, at most %u of 48 queued, "
+           "%llu redelivered and skipped, exact counts\n", (unsigned long long)s.pauses,
+           max_queued, (unsigned long long)s.redelivered);
 
     it_env_free(&env);
     fake_fstore_free(fs);
