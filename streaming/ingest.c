@@ -6,10 +6,9 @@
  *     (the writer is slower: catching up) blocks it, and librdkafka's fetcher stops once
  *     its own prefetch is full. When the queue stays full for pause_after_ms (the writer
  *     lags: a stalled or very slow store), the consumer thread pauses the partitions,
- *     holds the one message it could not queue, and goes on polling (max.poll.interval.ms
- *     keeps being served; a rebalance still waits for the writer, below) until the writer
- *     has drained the queue to half; then it resumes them. Error events from the poll are
- *     logged there and never queued. A revoke waits for the writer to apply and commit
+ *     holds the one message it could not queue, and goes on polling (rebalances and
+ *     max.poll.interval.ms keep being served) until the writer has drained the queue to
+ *     half; then it resumes them. A revoke waits for the writer to apply and commit
  *     everything queued (drain); an assignment is queued as a marker so the writer learns
  *     each partition's start offset in order with its messages.
  *   - The writer thread owns the open batch and the partition table: it decodes, dead-
@@ -270,17 +269,12 @@ static bool pause_want(mmr_ingest_t *ing, int who, bool want) {
     return e == 0;
 }
 
-/* Consumer thread, after an assignment: the new partitions take the pause state in force.
- * librdkafka keeps a partition's pause flag across a revoke and a later assignment, so one
- * revoked while paused would otherwise come back paused for good. Under pause_mu, so a
- * pause or resume cannot slip in between. */
+/* Consumer thread, after an assignment: newly assigned partitions start unpaused, so they
+ * join a pause in force. Under pause_mu, so a resume cannot slip in between. */
 static void pause_new(mmr_ingest_t *ing, rd_kafka_topic_partition_list_t *parts) {
     pthread_mutex_lock(&ing->pause_mu);
-    bool pause = atomic_load(&ing->paused);
-    if (parts->cnt && (pause ? rd_kafka_pause_partitions(ing->consumer, parts)
-                             : rd_kafka_resume_partitions(ing->consumer, parts)))
-        mmr_log(MMR_LOG_WARN, LOG_MOD, "could not %s newly assigned partitions",
-                pause ? "pause" : "resume");
+    if (atomic_load(&ing->paused) && parts->cnt && rd_kafka_pause_partitions(ing->consumer, parts))
+        mmr_log(MMR_LOG_WARN, LOG_MOD, "could not pause newly assigned partitions");
     pthread_mutex_unlock(&ing->pause_mu);
 }
 
@@ -578,6 +572,11 @@ static void apply_item(mmr_ingest_t *ing, const rd_kafka_message_t *m, part_t *p
 }
 
 static void handle_message(mmr_ingest_t *ing, const rd_kafka_message_t *m) {
+    if (m->err) {
+        if (m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF)
+            mmr_log(MMR_LOG_WARN, LOG_MOD, "consume: %s", rd_kafka_message_errstr(m));
+        return;
+    }
     int t = topic_index(ing, m->rkt ? rd_kafka_topic_name(m->rkt) : NULL);
     if (t < 0) { /* cannot happen: we subscribe to our topics by name */
         mmr_log(MMR_LOG_ERROR, LOG_MOD, "message from an unexpected topic, ignored");
@@ -801,12 +800,6 @@ static void *ingest_main(void *arg) {
         /* Holding a message: poll only to serve rebalances and the poll interval. */
         rd_kafka_message_t *m = rd_kafka_consumer_poll(ing->consumer, ing->held.m ? 0 : IDLE_POLL_MS);
         if (!m) continue;
-        if (m->err) { /* an event, not a message: nothing to keep in order */
-            if (m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF)
-                mmr_log(MMR_LOG_WARN, LOG_MOD, "consume: %s", rd_kafka_message_errstr(m));
-            rd_kafka_message_destroy(m);
-            continue;
-        }
         slot_t s = {.m = m, .partition = m->partition,
                     .t = m->rkt ? topic_index(ing, rd_kafka_topic_name(m->rkt)) : -1};
         if (atomic_load(&ing->stop)) {
