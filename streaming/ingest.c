@@ -129,9 +129,16 @@ struct mmr_ingest {
     slot_t held;                  /* a message that found the queue full (m NULL: none) */
     bool lag_paused;              /* this thread paused the partitions: the writer lags */
 
-    /* Pausing: who wants the partitions paused ([0] writer, [1] consumer), under pause_mu. */
+    /* Pausing, under pause_mu: who wants the partitions paused ([0] writer, [1] consumer),
+     * and the partitions paused for them (NULL: no pause in force). Partitions that have
+     * delivered nothing since their assignment are left running: librdkafka 2.0 can lose
+     * the start of a partition paused before its first fetch, which then never fetches
+     * (seen in test_fault_sigterm with pauses right after an assignment; cf. librdkafka
+     * issue #5591). One of them that delivers while the consumer holds a message joins the
+     * pause (pause_join). */
     pthread_mutex_t pause_mu;
     bool pause_wants[2];
+    rd_kafka_topic_partition_list_t *paused_parts;
 
     /* Writer-thread state (see the comment at the top). */
     mmr_ingest_decoded_item_t item; /* decode buffers, reused message after message */
@@ -237,10 +244,39 @@ static void q_wait_ms(mmr_ingest_t *ing, int64_t ms) {
 
 enum { PAUSE_WRITER = 0, PAUSE_CONSUMER = 1 };
 
+/* Under pause_mu: pauses the assigned partitions that have delivered a message (see
+ * paused_parts) and records them. */
+static rd_kafka_resp_err_t pause_started(mmr_ingest_t *ing) {
+    rd_kafka_topic_partition_list_t *l = NULL;
+    rd_kafka_resp_err_t e = rd_kafka_assignment(ing->consumer, &l);
+    if (!e) e = rd_kafka_position(ing->consumer, l);
+    if (!e) {
+        rd_kafka_topic_partition_list_t *started = rd_kafka_topic_partition_list_new(l->cnt);
+        for (int i = 0; i < l->cnt; i++)
+            if (l->elems[i].offset >= 0)
+                rd_kafka_topic_partition_list_add(started, l->elems[i].topic, l->elems[i].partition);
+        if (started->cnt) e = rd_kafka_pause_partitions(ing->consumer, started);
+        if (e) rd_kafka_topic_partition_list_destroy(started);
+        else ing->paused_parts = started;
+    }
+    if (l) rd_kafka_topic_partition_list_destroy(l);
+    return e;
+}
+
+/* Under pause_mu: resumes the partitions pause_started and pause_join paused. */
+static rd_kafka_resp_err_t resume_paused(mmr_ingest_t *ing) {
+    rd_kafka_resp_err_t e = ing->paused_parts->cnt ? rd_kafka_resume_partitions(ing->consumer, ing->paused_parts) : 0;
+    if (!e) {
+        rd_kafka_topic_partition_list_destroy(ing->paused_parts);
+        ing->paused_parts = NULL;
+    }
+    return e;
+}
+
 /* Records whether `who` wants the partitions paused (the writer while a failed write backs
- * off, the consumer while the writer lags) and pauses or resumes the whole current
- * assignment when the union changes. Returns false when librdkafka refused: the wish is
- * then forgotten, so the next call tries again. */
+ * off, the consumer while the writer lags) and pauses or resumes the partitions when the
+ * union changes. Returns false when librdkafka refused: the wish is then forgotten, so the
+ * next call tries again. */
 static bool pause_want(mmr_ingest_t *ing, int who, bool want) {
     static const char *const why[2] = {"a store write failed", "the store writer lags"};
     pthread_mutex_lock(&ing->pause_mu);
@@ -249,12 +285,7 @@ static bool pause_want(mmr_ingest_t *ing, int who, bool want) {
     bool pause = ing->pause_wants[0] || ing->pause_wants[1];
     rd_kafka_resp_err_t e = 0;
     if (pause != was) {
-        rd_kafka_topic_partition_list_t *l = NULL;
-        e = rd_kafka_assignment(ing->consumer, &l);
-        if (!e && l->cnt)
-            e = pause ? rd_kafka_pause_partitions(ing->consumer, l)
-                      : rd_kafka_resume_partitions(ing->consumer, l);
-        if (l) rd_kafka_topic_partition_list_destroy(l);
+        e = pause ? pause_started(ing) : resume_paused(ing);
         if (e) {
             mmr_log(MMR_LOG_WARN, LOG_MOD, "%s partitions: %s", pause ? "pause" : "resume",
                     rd_kafka_err2str(e));
@@ -270,21 +301,53 @@ static bool pause_want(mmr_ingest_t *ing, int who, bool want) {
     return e == 0;
 }
 
-/* Consumer thread, in a rebalance: newly assigned partitions (assign) join a pause in
- * force; partitions being revoked (!assign) leave it, because librdkafka keeps a
- * partition's pause flag across a revoke and a later assignment, so one revoked while
- * paused would come back paused for good. Only paused partitions are resumed: resuming
- * others makes librdkafka hand messages out twice. Under pause_mu, so a pause or resume
- * cannot slip in between. */
-static void pause_rebalance(mmr_ingest_t *ing, rd_kafka_topic_partition_list_t *parts,
-                            bool assign) {
+/* Consumer thread, in a revoke: the revoked partitions leave a pause in force, because
+ * librdkafka keeps a partition's pause flag across a revoke and a later assignment, so one
+ * revoked while paused would come back paused for good. Only paused partitions are
+ * resumed: resuming others makes librdkafka hand messages out twice. (Newly assigned
+ * partitions have delivered nothing: they stay running, see paused_parts.) Under pause_mu,
+ * so a pause or resume cannot slip in between. */
+static void pause_revoke(mmr_ingest_t *ing, const rd_kafka_topic_partition_list_t *parts) {
     pthread_mutex_lock(&ing->pause_mu);
-    if (atomic_load(&ing->paused) && parts->cnt &&
-        (assign ? rd_kafka_pause_partitions(ing->consumer, parts)
-                : rd_kafka_resume_partitions(ing->consumer, parts)))
-        mmr_log(MMR_LOG_WARN, LOG_MOD, "could not %s %s partitions", assign ? "pause" : "resume",
-                assign ? "newly assigned" : "revoked");
+    rd_kafka_topic_partition_list_t *pp = ing->paused_parts;
+    if (pp) {
+        rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(parts->cnt);
+        for (int i = 0; i < parts->cnt; i++)
+            if (rd_kafka_topic_partition_list_del(pp, parts->elems[i].topic, parts->elems[i].partition))
+                rd_kafka_topic_partition_list_add(l, parts->elems[i].topic, parts->elems[i].partition);
+        if (l->cnt && rd_kafka_resume_partitions(ing->consumer, l))
+            mmr_log(MMR_LOG_WARN, LOG_MOD, "could not resume %d revoked partition(s)", l->cnt);
+        rd_kafka_topic_partition_list_destroy(l);
+    }
     pthread_mutex_unlock(&ing->pause_mu);
+}
+
+/* Consumer thread, holding a message, got m from a partition a pause in force left running
+ * (it had delivered nothing then): pauses it too and seeks it back to m, to be read again
+ * after the resume (a seek after the pause: the pause sets the next fetch to the message
+ * after m). Returns true when m can be dropped; false when it must be queued (nothing
+ * paused, or the seek failed: the partition then goes on after m). */
+static bool pause_join(mmr_ingest_t *ing, const rd_kafka_message_t *m) {
+    bool ok = false;
+    pthread_mutex_lock(&ing->pause_mu);
+    if (ing->paused_parts) {
+        const char *topic = rd_kafka_topic_name(m->rkt);
+        rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
+        rd_kafka_topic_partition_list_add(l, topic, m->partition)->offset = m->offset;
+        if (!rd_kafka_pause_partitions(ing->consumer, l) && !l->elems[0].err) {
+            rd_kafka_topic_partition_list_add(ing->paused_parts, topic, m->partition);
+            l->elems[0].offset = m->offset; /* the pause may have reset it */
+            rd_kafka_error_t *e = rd_kafka_seek_partitions(ing->consumer, l, SEEK_TIMEOUT_MS);
+            ok = !e && !l->elems[0].err;
+            if (e) rd_kafka_error_destroy(e);
+            if (!ok)
+                mmr_log(MMR_LOG_WARN, LOG_MOD, "could not seek %s/%" PRId32 " back to %" PRId64
+                        ": queued instead", topic, m->partition, m->offset);
+        }
+        rd_kafka_topic_partition_list_destroy(l);
+    }
+    pthread_mutex_unlock(&ing->pause_mu);
+    return ok;
 }
 
 /* Writer thread, under q_mu, after messages left the queue: wakes a waiting consumer. */
@@ -686,10 +749,9 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
                 rd_kafka_message_destroy(ing->held.m);
                 ing->held.m = NULL;
             }
-        if (err == RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS) pause_rebalance(ing, parts, false);
+        if (err == RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS) pause_revoke(ing, parts);
     }
     mmr_kconf_rebalance_apply(rk, err, parts, &ing->assigned, LOG_MOD);
-    if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) pause_rebalance(ing, parts, true);
 }
 
 /* --- the two threads ------------------------------------------------------------------ */
@@ -781,11 +843,17 @@ static void *writer_main(void *arg) {
 /* Consumer thread: queues s, or holds it and pauses the partitions when the queue stays
  * full for pause_after_ms. Returns false on stop (s destroyed: uncommitted, read again). */
 static bool consume(mmr_ingest_t *ing, slot_t s) {
-    if (ing->held.m && !handoff_push(ing, ing->held, -1)) { /* rare: a message while held */
-        rd_kafka_message_destroy(s.m);
-        return false;
+    if (ing->held.m) { /* s is from a partition the pause left running */
+        if (pause_join(ing, s.m)) {
+            rd_kafka_message_destroy(s.m);
+            return true;
+        }
+        if (!handoff_push(ing, ing->held, -1)) {
+            rd_kafka_message_destroy(s.m);
+            return false;
+        }
+        ing->held.m = NULL;
     }
-    ing->held.m = NULL;
     if (handoff_push(ing, s, ing->lag_paused ? 0 : ing->pause_after_ms)) return true;
     if (atomic_load(&ing->stop)) {
         rd_kafka_message_destroy(s.m);
@@ -1011,6 +1079,7 @@ void mmr_ingest_free(mmr_ingest_t *ing) {
     free(ing->q.ring); /* emptied by the writer when it exits */
     pthread_cond_destroy(&ing->q_cv);
     pthread_mutex_destroy(&ing->q_mu);
+    if (ing->paused_parts) rd_kafka_topic_partition_list_destroy(ing->paused_parts);
     pthread_mutex_destroy(&ing->pause_mu);
     pthread_mutex_destroy(&ing->life_mu);
     free(ing);
