@@ -130,12 +130,12 @@ struct mmr_ingest {
     bool lag_paused;              /* this thread paused the partitions: the writer lags */
 
     /* Pausing, under pause_mu: who wants the partitions paused ([0] writer, [1] consumer),
-     * and the partitions paused for them (NULL: no pause in force). Partitions that have
-     * delivered nothing since their assignment are left running: librdkafka 2.0 can lose
-     * the start of a partition paused before its first fetch, which then never fetches
-     * (seen in test_fault_sigterm with pauses right after an assignment; cf. librdkafka
-     * issue #5591). One of them that delivers while the consumer holds a message joins the
-     * pause (pause_join). */
+     * and the partitions paused for them (NULL: no pause in force). Partitions without a
+     * position (nothing delivered since their assignment or their last seek) are left
+     * running: librdkafka 2.0 can lose the start of a partition paused before its first
+     * fetch, which then never fetches (seen in test_fault_sigterm with pauses right after
+     * an assignment; cf. librdkafka issue #5591). One of them that delivers while the
+     * consumer holds a message joins the pause (pause_join). */
     pthread_mutex_t pause_mu;
     bool pause_wants[2];
     rd_kafka_topic_partition_list_t *paused_parts;
@@ -322,8 +322,8 @@ static void pause_revoke(mmr_ingest_t *ing, const rd_kafka_topic_partition_list_
     pthread_mutex_unlock(&ing->pause_mu);
 }
 
-/* Consumer thread, holding a message, got m from a partition a pause in force left running
- * (it had delivered nothing then): pauses it too and seeks it back to m, to be read again
+/* Consumer thread, holding a message, got m from a partition that is not paused (it had no
+ * position when the pause began, or the pause began elsewhere): pauses it too and seeks it back to m, to be read again
  * after the resume (a seek after the pause: the pause sets the next fetch to the message
  * after m). Returns true when m can be dropped; false when it must be queued (nothing
  * paused, or the seek failed: the partition then goes on after m). */
@@ -335,7 +335,8 @@ static bool pause_join(mmr_ingest_t *ing, const rd_kafka_message_t *m) {
         rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
         rd_kafka_topic_partition_list_add(l, topic, m->partition)->offset = m->offset;
         if (!rd_kafka_pause_partitions(ing->consumer, l) && !l->elems[0].err) {
-            rd_kafka_topic_partition_list_add(ing->paused_parts, topic, m->partition);
+            if (!rd_kafka_topic_partition_list_find(ing->paused_parts, topic, m->partition))
+                rd_kafka_topic_partition_list_add(ing->paused_parts, topic, m->partition);
             l->elems[0].offset = m->offset; /* the pause may have reset it */
             rd_kafka_error_t *e = rd_kafka_seek_partitions(ing->consumer, l, SEEK_TIMEOUT_MS);
             ok = !e && !l->elems[0].err;
@@ -843,7 +844,7 @@ static void *writer_main(void *arg) {
 /* Consumer thread: queues s, or holds it and pauses the partitions when the queue stays
  * full for pause_after_ms. Returns false on stop (s destroyed: uncommitted, read again). */
 static bool consume(mmr_ingest_t *ing, slot_t s) {
-    if (ing->held.m) { /* s is from a partition the pause left running */
+    if (ing->held.m) { /* s is from a partition that is not paused (see pause_join) */
         if (pause_join(ing, s.m)) {
             rd_kafka_message_destroy(s.m);
             return true;

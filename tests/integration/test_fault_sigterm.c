@@ -12,9 +12,9 @@
  *     applied = items - the items' stored offset, nothing re-delivered (duplicates 0), and the
  *     store equals the ground truth.
  * mmrecd runs with ingest.pause_after_ms=20, so the writer-lag pause (streaming/ingest.c)
- * comes and goes in both lives and the hand-over is checked across it. Pauses can hold the
- * catalog back behind the events (a partition that has delivered nothing restarts with an
- * offset lookup after each resume), so the first life may end with items left over.
+ * comes and goes in both lives and the hand-over is checked across it. Every partition must
+ * have been read in the first life (the catalog whole, every events partition in part):
+ * pausing partitions before their first fetch once left some unread for a whole life.
  * Usage: test_fault_sigterm PATH/TO/mmrecd  (under with_kafka.sh) */
 #include "fault.h"
 
@@ -75,6 +75,7 @@ int main(int argc, char **argv) {
         if (stored < 0) stored = 0; /* none yet: 0, as for committed */
         CHECK_MSG(committed[p] == stored, "partition %d: stored offset %lld, committed %lld", p, (long long)stored,
                   (long long)committed[p]);
+        CHECK_MSG(stored > 0, "mmrec.events/%d was not read in the first life", p);
         stored_sum += (long)stored;
     }
     long items_left = N_ITEMS;
@@ -86,6 +87,7 @@ int main(int argc, char **argv) {
     mmr_fstore_close(fs);
     printf("ok the store's offsets equal the offsets committed to Kafka (%ld of %d events; %ld items left)\n",
            stored_sum, N_EVENTS, items_left);
+    CHECK_MSG(items_left == 0, "%ld catalog items not read in the first life", items_left);
 
     /* --- restart: exactly the rest is applied ------------------------------------------- */
     fault_daemon_start(&d, argv[1], work, args, log_path);
