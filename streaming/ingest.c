@@ -4,23 +4,17 @@
  *   - The consumer thread polls Kafka and queues each message as it comes; librdkafka runs
  *     the rebalance and commit callbacks inside its rd_kafka_consumer_poll. A full queue
  *     (the writer is slower: catching up) blocks it, and librdkafka's fetcher stops once
- *     its own prefetch is full. When the queue stays full for pause_after_ms (the writer
- *     lags: a stalled or very slow store), the consumer thread pauses the partitions,
- *     holds the one message it could not queue, and goes on polling (max.poll.interval.ms
- *     keeps being served; a rebalance still waits for the writer, below) until the writer
- *     has drained the queue to half; then it resumes them. Error events from the poll are
- *     logged there and never queued. A revoke waits for the writer to apply and commit
+ *     its own prefetch is full. A revoke waits for the writer to apply and commit
  *     everything queued (drain); an assignment is queued as a marker so the writer learns
  *     each partition's start offset in order with its messages.
  *   - The writer thread owns the open batch and the partition table: it decodes, dead-
  *     letters, batches, writes the store, commits Kafka offsets and, after a failure,
  *     seeks back (librdkafka's seek, commit and pause calls are thread-safe). While it
  *     backs off after a failed write, the partitions are paused (librdkafka stops fetching
- *     and drops its prefetch), and resumed for the retry. The partitions are paused while
- *     either thread wants them paused (pause_want). Pausing on a merely full queue was
- *     tried: each resume re-fetches what the pause dropped, and catching up ran at a
- *     twentieth of the store's rate; hence the pause_after_ms wait. The DLQ delivery
- *     callback runs inside its rd_kafka_poll/flush of the producer.
+ *     and drops its prefetch), and resumed for the retry. Pausing on a merely full queue
+ *     was tried: each resume re-fetches what the pause dropped, and catching up ran at a
+ *     twentieth of the store's rate. The DLQ delivery callback runs inside its
+ *     rd_kafka_poll/flush of the producer.
  * Other threads touch only the atomic counters, the stop flag and (under life_mu) the
  * start/stop bookkeeping. log_cb runs on librdkafka's threads and only calls mmr_log.
  * Decoding and the store write overlap with polling, which is where the second thread pays.
@@ -59,7 +53,6 @@ enum {
     DLQ_QUEUE_FULL_TRIES = 100,   /* × 100 ms of producer polling before giving up */
     SEEK_TIMEOUT_MS = 5000,
     DEFAULT_QUEUE_PER_BATCH = 4,  /* queue capacity, in batches, when queue_max is 0 */
-    DEFAULT_PAUSE_AFTER_MS = 1000, /* queue full this long: the writer lags, pause */
     WRITER_CHUNK = 64,            /* messages the writer takes from the queue per lock */
     BACKOFF_MIN_MS = 100,         /* retry delay after a failed batch, doubling up to max */
     BACKOFF_MAX_MS = 5000,
@@ -123,22 +116,6 @@ struct mmr_ingest {
     pthread_cond_t q_cv;  /* any change of q: messages in or out, drain, stop, pause */
     handoff_t q;
     pthread_t writer;
-    uint32_t pause_after_ms;      /* the queue full this long: pause (the writer lags) */
-
-    /* Consumer-thread state. */
-    slot_t held;                  /* a message that found the queue full (m NULL: none) */
-    bool lag_paused;              /* this thread paused the partitions: the writer lags */
-
-    /* Pausing, under pause_mu: who wants the partitions paused ([0] writer, [1] consumer),
-     * and the partitions paused for them (NULL: no pause in force). Partitions without a
-     * position (nothing delivered since their assignment or their last seek) are left
-     * running: librdkafka 2.0 can lose the start of a partition paused before its first
-     * fetch, which then never fetches (seen in test_fault_sigterm with pauses right after
-     * an assignment; cf. librdkafka issue #5591). One of them that delivers while the
-     * consumer holds a message joins the pause (pause_join). */
-    pthread_mutex_t pause_mu;
-    bool pause_wants[2];
-    rd_kafka_topic_partition_list_t *paused_parts;
 
     /* Writer-thread state (see the comment at the top). */
     mmr_ingest_decoded_item_t item; /* decode buffers, reused message after message */
@@ -164,7 +141,7 @@ struct mmr_ingest {
     atomic_uint_fast64_t consumed, applied, duplicates, dead[MMR_INGEST_BAD_COUNT], batches,
         store_errors, dlq_errors, commit_errors, last_batch_us, items_applied, pauses, redelivered;
     atomic_uint queued;           /* messages in q now */
-    atomic_bool paused;           /* the partitions are paused (either reason) */
+    atomic_bool paused;           /* the writer paused the partitions (store failing) */
 };
 
 #define COUNT(ing, field, n) atomic_fetch_add_explicit(&(ing)->field, (n), memory_order_relaxed)
@@ -242,113 +219,18 @@ static void q_wait_ms(mmr_ingest_t *ing, int64_t ms) {
     pthread_cond_timedwait(&ing->q_cv, &ing->q_mu, &ts);
 }
 
-enum { PAUSE_WRITER = 0, PAUSE_CONSUMER = 1 };
-
-/* Under pause_mu: pauses the assigned partitions that have delivered a message (see
- * paused_parts) and records them. */
-static rd_kafka_resp_err_t pause_started(mmr_ingest_t *ing) {
+/* Writer thread: pauses or resumes the whole current assignment. */
+static void set_paused(mmr_ingest_t *ing, bool pause) {
+    atomic_store(&ing->paused, pause);
     rd_kafka_topic_partition_list_t *l = NULL;
     rd_kafka_resp_err_t e = rd_kafka_assignment(ing->consumer, &l);
-    if (!e) e = rd_kafka_position(ing->consumer, l);
-    if (!e) {
-        rd_kafka_topic_partition_list_t *started = rd_kafka_topic_partition_list_new(l->cnt);
-        for (int i = 0; i < l->cnt; i++)
-            if (l->elems[i].offset >= 0)
-                rd_kafka_topic_partition_list_add(started, l->elems[i].topic, l->elems[i].partition);
-        if (started->cnt) e = rd_kafka_pause_partitions(ing->consumer, started);
-        if (e) rd_kafka_topic_partition_list_destroy(started);
-        else ing->paused_parts = started;
-    }
+    if (!e && l->cnt)
+        e = pause ? rd_kafka_pause_partitions(ing->consumer, l)
+                  : rd_kafka_resume_partitions(ing->consumer, l);
+    if (e) mmr_log(MMR_LOG_WARN, LOG_MOD, "%s partitions: %s", pause ? "pause" : "resume",
+                   rd_kafka_err2str(e));
+    else if (pause) mmr_log(MMR_LOG_DEBUG, LOG_MOD, "store write failed: partitions paused");
     if (l) rd_kafka_topic_partition_list_destroy(l);
-    return e;
-}
-
-/* Under pause_mu: resumes the partitions pause_started and pause_join paused. */
-static rd_kafka_resp_err_t resume_paused(mmr_ingest_t *ing) {
-    rd_kafka_resp_err_t e = ing->paused_parts->cnt ? rd_kafka_resume_partitions(ing->consumer, ing->paused_parts) : 0;
-    if (!e) {
-        rd_kafka_topic_partition_list_destroy(ing->paused_parts);
-        ing->paused_parts = NULL;
-    }
-    return e;
-}
-
-/* Records whether `who` wants the partitions paused (the writer while a failed write backs
- * off, the consumer while the writer lags) and pauses or resumes the partitions when the
- * union changes. Returns false when librdkafka refused: the wish is then forgotten, so the
- * next call tries again. */
-static bool pause_want(mmr_ingest_t *ing, int who, bool want) {
-    static const char *const why[2] = {"a store write failed", "the store writer lags"};
-    pthread_mutex_lock(&ing->pause_mu);
-    bool was = ing->pause_wants[0] || ing->pause_wants[1];
-    ing->pause_wants[who] = want;
-    bool pause = ing->pause_wants[0] || ing->pause_wants[1];
-    rd_kafka_resp_err_t e = 0;
-    if (pause != was) {
-        e = pause ? pause_started(ing) : resume_paused(ing);
-        if (e) {
-            mmr_log(MMR_LOG_WARN, LOG_MOD, "%s partitions: %s", pause ? "pause" : "resume",
-                    rd_kafka_err2str(e));
-            ing->pause_wants[who] = !want;
-        } else {
-            mmr_log(MMR_LOG_DEBUG, LOG_MOD, "partitions %s (%s)", pause ? "paused" : "resumed",
-                    why[who]);
-            atomic_store(&ing->paused, pause);
-            if (pause) COUNT(ing, pauses, 1);
-        }
-    }
-    pthread_mutex_unlock(&ing->pause_mu);
-    return e == 0;
-}
-
-/* Consumer thread, in a revoke: the revoked partitions leave a pause in force, because
- * librdkafka keeps a partition's pause flag across a revoke and a later assignment, so one
- * revoked while paused would come back paused for good. Only paused partitions are
- * resumed: resuming others makes librdkafka hand messages out twice. (Newly assigned
- * partitions have delivered nothing: they stay running, see paused_parts.) Under pause_mu,
- * so a pause or resume cannot slip in between. */
-static void pause_revoke(mmr_ingest_t *ing, const rd_kafka_topic_partition_list_t *parts) {
-    pthread_mutex_lock(&ing->pause_mu);
-    rd_kafka_topic_partition_list_t *pp = ing->paused_parts;
-    if (pp) {
-        rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(parts->cnt);
-        for (int i = 0; i < parts->cnt; i++)
-            if (rd_kafka_topic_partition_list_del(pp, parts->elems[i].topic, parts->elems[i].partition))
-                rd_kafka_topic_partition_list_add(l, parts->elems[i].topic, parts->elems[i].partition);
-        if (l->cnt && rd_kafka_resume_partitions(ing->consumer, l))
-            mmr_log(MMR_LOG_WARN, LOG_MOD, "could not resume %d revoked partition(s)", l->cnt);
-        rd_kafka_topic_partition_list_destroy(l);
-    }
-    pthread_mutex_unlock(&ing->pause_mu);
-}
-
-/* Consumer thread, holding a message, got m from a partition that is not paused (it had no
- * position when the pause began, or the pause began elsewhere): pauses it too and seeks it back to m, to be read again
- * after the resume (a seek after the pause: the pause sets the next fetch to the message
- * after m). Returns true when m can be dropped; false when it must be queued (nothing
- * paused, or the seek failed: the partition then goes on after m). */
-static bool pause_join(mmr_ingest_t *ing, const rd_kafka_message_t *m) {
-    bool ok = false;
-    pthread_mutex_lock(&ing->pause_mu);
-    if (ing->paused_parts) {
-        const char *topic = rd_kafka_topic_name(m->rkt);
-        rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
-        rd_kafka_topic_partition_list_add(l, topic, m->partition)->offset = m->offset;
-        if (!rd_kafka_pause_partitions(ing->consumer, l) && !l->elems[0].err) {
-            if (!rd_kafka_topic_partition_list_find(ing->paused_parts, topic, m->partition))
-                rd_kafka_topic_partition_list_add(ing->paused_parts, topic, m->partition);
-            l->elems[0].offset = m->offset; /* the pause may have reset it */
-            rd_kafka_error_t *e = rd_kafka_seek_partitions(ing->consumer, l, SEEK_TIMEOUT_MS);
-            ok = !e && !l->elems[0].err;
-            if (e) rd_kafka_error_destroy(e);
-            if (!ok)
-                mmr_log(MMR_LOG_WARN, LOG_MOD, "could not seek %s/%" PRId32 " back to %" PRId64
-                        ": queued instead", topic, m->partition, m->offset);
-        }
-        rd_kafka_topic_partition_list_destroy(l);
-    }
-    pthread_mutex_unlock(&ing->pause_mu);
-    return ok;
 }
 
 /* Writer thread, under q_mu, after messages left the queue: wakes a waiting consumer. */
@@ -357,22 +239,18 @@ static void q_shrunk(mmr_ingest_t *ing) {
     if (ing->q.consumer_waits) pthread_cond_broadcast(&ing->q_cv);
 }
 
-/* Consumer thread: queues s for the writer, waiting while the queue is full for at most
- * wait_ms (< 0: until there is room; no polling meanwhile: librdkafka's prefetch fills up
- * to queued.max.messages.kbytes and its fetcher waits). Returns false, s not queued, when
- * the time is up or stop is requested. */
-static bool handoff_push(mmr_ingest_t *ing, slot_t s, int64_t wait_ms) {
+/* Consumer thread: queues s for the writer, waiting while the queue is full (no polling
+ * meanwhile: librdkafka's prefetch fills up to queued.max.messages.kbytes and its fetcher
+ * waits). Returns false, s not queued, when stop is requested meanwhile. */
+static bool handoff_push(mmr_ingest_t *ing, slot_t s) {
     handoff_t *q = &ing->q;
-    int64_t until = mmr_mono_ns() + wait_ms * 1000000;
     pthread_mutex_lock(&ing->q_mu);
     while (q->n == q->cap && !atomic_load(&ing->stop)) {
-        int64_t left_ms = wait_ms < 0 ? IDLE_POLL_MS : (until - mmr_mono_ns()) / 1000000;
-        if (left_ms <= 0) break;
         q->consumer_waits = true;
-        q_wait_ms(ing, left_ms < IDLE_POLL_MS ? left_ms : IDLE_POLL_MS);
+        q_wait_ms(ing, IDLE_POLL_MS);
         q->consumer_waits = false;
     }
-    bool ok = q->n < q->cap && !atomic_load(&ing->stop);
+    bool ok = q->n < q->cap;
     if (ok) {
         q->ring[(q->head + q->n) % q->cap] = s;
         atomic_store(&ing->queued, ++q->n);
@@ -542,13 +420,16 @@ static void batch_flush(mmr_ingest_t *ing, bool rewind) {
          * which would undo a seek made before it (resume keeps the position). On revoke or
          * close the seek still matters: under the cooperative protocol the batch may hold
          * partitions that stay assigned, which must not skip the dropped messages. */
-        if (rewind) pause_want(ing, PAUSE_WRITER, true);
+        if (rewind) {
+            set_paused(ing, true);
+            COUNT(ing, pauses, 1);
+        }
         rewind_partitions(ing);
     }
     batch_reset(ing);
     if (!ok && rewind) { /* nothing is fetched while the store cannot take it */
         backoff_sleep(ing, &ing->backoff_ms);
-        pause_want(ing, PAUSE_WRITER, false);
+        set_paused(ing, false);
     }
 }
 
@@ -645,6 +526,11 @@ static void apply_item(mmr_ingest_t *ing, const rd_kafka_message_t *m, part_t *p
 }
 
 static void handle_message(mmr_ingest_t *ing, const rd_kafka_message_t *m) {
+    if (m->err) {
+        if (m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF)
+            mmr_log(MMR_LOG_WARN, LOG_MOD, "consume: %s", rd_kafka_message_errstr(m));
+        return;
+    }
     int t = topic_index(ing, m->rkt ? rd_kafka_topic_name(m->rkt) : NULL);
     if (t < 0) { /* cannot happen: we subscribe to our topics by name */
         mmr_log(MMR_LOG_ERROR, LOG_MOD, "message from an unexpected topic, ignored");
@@ -733,7 +619,7 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
             }
             tp->offset = stored_offset(ing, tp->topic, tp->partition);
             handoff_push(ing, (slot_t){.t = t, .partition = tp->partition,
-                                       .start = tp->offset >= 0 ? tp->offset : -1}, -1);
+                                       .start = tp->offset >= 0 ? tp->offset : -1});
             mmr_log(MMR_LOG_INFO, LOG_MOD, "assigned %s/%" PRId32 " from %s%" PRId64, tp->topic,
                     tp->partition, tp->offset < 0 ? "logical offset " : "", tp->offset);
         }
@@ -744,13 +630,6 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
         else
             mmr_log(MMR_LOG_ERROR, LOG_MOD, "rebalance: %s", rd_kafka_err2str(err));
         handoff_drain(ing);
-        for (int i = 0; ing->held.m && i < parts->cnt; i++) /* its new owner reads it */
-            if (parts->elems[i].partition == ing->held.partition &&
-                topic_index(ing, parts->elems[i].topic) == ing->held.t) {
-                rd_kafka_message_destroy(ing->held.m);
-                ing->held.m = NULL;
-            }
-        if (err == RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS) pause_revoke(ing, parts);
     }
     mmr_kconf_rebalance_apply(rk, err, parts, &ing->assigned, LOG_MOD);
 }
@@ -841,55 +720,18 @@ static void *writer_main(void *arg) {
     return NULL;
 }
 
-/* Consumer thread: queues s, or holds it and pauses the partitions when the queue stays
- * full for pause_after_ms. Returns false on stop (s destroyed: uncommitted, read again). */
-static bool consume(mmr_ingest_t *ing, slot_t s) {
-    if (ing->held.m) { /* s is from a partition that is not paused (see pause_join) */
-        if (pause_join(ing, s.m)) {
-            rd_kafka_message_destroy(s.m);
-            return true;
-        }
-        if (!handoff_push(ing, ing->held, -1)) {
-            rd_kafka_message_destroy(s.m);
-            return false;
-        }
-        ing->held.m = NULL;
-    }
-    if (handoff_push(ing, s, ing->lag_paused ? 0 : ing->pause_after_ms)) return true;
-    if (atomic_load(&ing->stop)) {
-        rd_kafka_message_destroy(s.m);
-        return false;
-    }
-    ing->held = s;
-    if (!ing->lag_paused) ing->lag_paused = pause_want(ing, PAUSE_CONSUMER, true);
-    return true;
-}
-
 static void *ingest_main(void *arg) {
     mmr_ingest_t *ing = arg;
     while (!atomic_load(&ing->stop)) {
-        if (ing->held.m && handoff_push(ing, ing->held, IDLE_POLL_MS)) ing->held.m = NULL;
-        if (ing->lag_paused && !ing->held.m && atomic_load(&ing->queued) <= ing->q.cap / 2)
-            ing->lag_paused = !pause_want(ing, PAUSE_CONSUMER, false);
-        /* Holding a message: poll only to serve rebalances and the poll interval. */
-        rd_kafka_message_t *m = rd_kafka_consumer_poll(ing->consumer, ing->held.m ? 0 : IDLE_POLL_MS);
+        rd_kafka_message_t *m = rd_kafka_consumer_poll(ing->consumer, IDLE_POLL_MS);
         if (!m) continue;
-        if (m->err) { /* an event, not a message: nothing to keep in order */
-            if (m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF)
-                mmr_log(MMR_LOG_WARN, LOG_MOD, "consume: %s", rd_kafka_message_errstr(m));
-            rd_kafka_message_destroy(m);
-            continue;
-        }
         slot_t s = {.m = m, .partition = m->partition,
                     .t = m->rkt ? topic_index(ing, rd_kafka_topic_name(m->rkt)) : -1};
-        if (atomic_load(&ing->stop)) {
+        if (atomic_load(&ing->stop) || !handoff_push(ing, s)) { /* uncommitted: read again */
             rd_kafka_message_destroy(m);
             break;
         }
-        if (!consume(ing, s)) break;
     }
-    if (ing->held.m) rd_kafka_message_destroy(ing->held.m); /* uncommitted: read again */
-    ing->held.m = NULL;
     pthread_mutex_lock(&ing->q_mu);
     ing->q.writer_stop = true; /* it flushes its open batch; queued messages are dropped */
     pthread_cond_broadcast(&ing->q_cv);
@@ -969,7 +811,6 @@ mmr_status_t mmr_ingest_new(const mmr_ingest_conf_t *conf, mmr_fstore_t *fs, mmr
     if (!ing) return mmr_err_set(err, MMR_ERR_NOMEM, "ingest: out of memory");
     pthread_mutex_init(&ing->life_mu, NULL);
     pthread_mutex_init(&ing->q_mu, NULL);
-    pthread_mutex_init(&ing->pause_mu, NULL);
     pthread_condattr_t ca;
     pthread_condattr_init(&ca);
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC); /* q_wait_ms */
@@ -987,7 +828,6 @@ mmr_status_t mmr_ingest_new(const mmr_ingest_conf_t *conf, mmr_fstore_t *fs, mmr
     ing->topics[T_ITEMS].name = items ? strdup(conf->items_topic) : NULL;
     ing->dlq_topic = strdup(conf->dlq_topic);
     ing->q.cap = conf->queue_max ? conf->queue_max : DEFAULT_QUEUE_PER_BATCH * ing->batch_max;
-    ing->pause_after_ms = conf->pause_after_ms ? conf->pause_after_ms : DEFAULT_PAUSE_AFTER_MS;
     ing->q.ring = calloc(ing->q.cap, sizeof *ing->q.ring);
     if (!ing->topics[T_EVENTS].name || (items && !ing->topics[T_ITEMS].name) || !ing->dlq_topic ||
         !ing->q.ring) {
@@ -1080,8 +920,6 @@ void mmr_ingest_free(mmr_ingest_t *ing) {
     free(ing->q.ring); /* emptied by the writer when it exits */
     pthread_cond_destroy(&ing->q_cv);
     pthread_mutex_destroy(&ing->q_mu);
-    if (ing->paused_parts) rd_kafka_topic_partition_list_destroy(ing->paused_parts);
-    pthread_mutex_destroy(&ing->pause_mu);
     pthread_mutex_destroy(&ing->life_mu);
     free(ing);
 }
