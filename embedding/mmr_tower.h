@@ -173,6 +173,25 @@ mmr_status_t mmr_tower_save(const mmr_tower_t *t, const char *path, mmr_err_t *e
  * open/read), MMR_ERR_CORRUPT (bad magic, version, dims, size or checksum), MMR_ERR_NOMEM. */
 mmr_status_t mmr_tower_load(const char *path, mmr_tower_t **out, mmr_err_t *err);
 
+/* Delta model files (tower_delta.c has the layout): t stored as the blocks of its weights
+ * that differ from a full model file in the same folder, its base, so that a version which
+ * changed a few id rows costs kilobytes to write, not the whole model. mmr_tower_load reads
+ * both kinds; a delta's base must be a full file (no chains). A block is
+ * MMR_TOWER_DELTA_BLOCK consecutive floats of mmr_tower_params(); a dirty set is a bitmap
+ * of mmr_tower_delta_words() uint64 words, bit k = block k. */
+#define MMR_TOWER_DELTA_BLOCK 64
+size_t mmr_tower_delta_words(const mmr_tower_t *t);
+/* Sets in dirty the blocks where a and b differ bitwise; returns how many bits dirty holds
+ * afterwards, or SIZE_MAX (dirty untouched) when a and b have different configs. */
+size_t mmr_tower_delta_mark(const mmr_tower_t *a, const mmr_tower_t *b, uint64_t *dirty);
+/* Writes t to path as a delta over the full model file base_path (same folder) holding the
+ * blocks set in dirty, which must cover every block where t differs from the base: loading
+ * checks the result against t's checksum. Atomic and durable like mmr_tower_save. Errors:
+ * MMR_ERR_INVALID (base in another folder, or of other dims), MMR_ERR_IO, MMR_ERR_CORRUPT
+ * (the base's header), MMR_ERR_NOMEM. */
+mmr_status_t mmr_tower_save_delta(const mmr_tower_t *t, const char *path, const char *base_path,
+                                  const uint64_t *dirty, mmr_err_t *err);
+
 /* --- backends ------------------------------------------------------------------------ */
 
 /* The CPU reference backend: a static object, never NULL; freeing it is a no-op. */

@@ -190,7 +190,7 @@ mmr_status_t tower_file_read_weights(tower_reader_t *r, const mmr_tower_config_t
                            "trailing data)", r->path, (unsigned long long)r->size,
                            (unsigned long long)want_size);
     mmr_tower_t *t = NULL;
-    mmr_status_t st = tower_alloc(cfg, &t, err);
+    mmr_status_t st = tower_alloc(cfg, 0, &t, err);
     if (st != MMR_OK) return st;
     r->crc = 0;
     if ((st = tower_reader_read(r, t->params, t->n_params * sizeof(float), err)) == MMR_OK &&
@@ -205,8 +205,8 @@ mmr_status_t tower_file_read_weights(tower_reader_t *r, const mmr_tower_config_t
     return MMR_OK;
 }
 
-mmr_status_t mmr_tower_load(const char *path, mmr_tower_t **out, mmr_err_t *err) {
-    if (!path || !out) return mmr_err_set(err, MMR_ERR_INVALID, "tower_load: NULL argument");
+mmr_status_t tower_file_load(const char *path, int allow_delta, mmr_tower_t **out,
+                            uint32_t *payload_crc, mmr_err_t *err) {
     *out = NULL;
     tower_reader_t r;
     mmr_status_t st = tower_reader_open(&r, path, err);
@@ -215,14 +215,26 @@ mmr_status_t mmr_tower_load(const char *path, mmr_tower_t **out, mmr_err_t *err)
     unsigned char h[HEADER_SIZE];
     mmr_tower_config_t cfg;
     uint32_t crc;
-    if ((st = tower_reader_read(&r, h, sizeof h, err)) != MMR_OK) goto done;
+    if ((st = tower_reader_read(&r, h, 8, err)) != MMR_OK) goto done;
+    if (memcmp(h, TOWER_DELTA_MAGIC, 8) == 0) {
+        if (allow_delta) st = tower_delta_load(&r, h, &t, err);
+        else st = mmr_err_set(err, MMR_ERR_CORRUPT, "%s: a delta file where a full model file is needed", path);
+        if (st == MMR_OK && payload_crc) *payload_crc = mmr_crc32c(0, t->params, t->n_params * sizeof(float));
+        goto done;
+    }
+    if ((st = tower_reader_read(&r, h + 8, sizeof h - 8, err)) != MMR_OK) goto done;
     if ((st = tower_file_model_parse(path, h, &cfg, &crc, err)) != MMR_OK) goto done;
     uint64_t want = HEADER_SIZE + (uint64_t)tower_config_param_count(&cfg) * sizeof(float);
     if ((st = tower_file_read_weights(&r, &cfg, want, crc, &t, err)) != MMR_OK) goto done;
-    *out = t;
-    t = NULL;
+    if (payload_crc) *payload_crc = crc;
 done:
+    if (st == MMR_OK) *out = t, t = NULL;
     mmr_tower_free(t);
     tower_reader_close(&r);
     return st;
+}
+
+mmr_status_t mmr_tower_load(const char *path, mmr_tower_t **out, mmr_err_t *err) {
+    if (!path || !out) return mmr_err_set(err, MMR_ERR_INVALID, "tower_load: NULL argument");
+    return tower_file_load(path, 1, out, NULL, err);
 }

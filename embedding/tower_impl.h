@@ -82,8 +82,9 @@ static inline int tower_width(const mmr_tower_config_t *c, int m) {
 mmr_status_t tower_config_check(const mmr_tower_config_t *cfg, mmr_status_t code, mmr_err_t *err);
 /* Floats a tower of config cfg (already checked) holds. */
 size_t tower_config_param_count(const mmr_tower_config_t *cfg);
-/* A tower with the layout of cfg (already checked) and zeroed weights, no training state. */
-mmr_status_t tower_alloc(const mmr_tower_config_t *cfg, mmr_tower_t **out, mmr_err_t *err);
+/* A tower with the layout of cfg (already checked), no training state; its weights are
+ * zeroed when zero, else left for the caller to fill. */
+mmr_status_t tower_alloc(const mmr_tower_config_t *cfg, int zero, mmr_tower_t **out, mmr_err_t *err);
 /* 1 when a and b describe the same layout (every field equal). */
 int tower_config_equal(const mmr_tower_config_t *a, const mmr_tower_config_t *b);
 /* Gives t a fresh generation number (after its weights changed). */
@@ -205,6 +206,19 @@ mmr_status_t tower_file_model_parse(const char *path, const unsigned char *h,
 mmr_status_t tower_file_read_weights(tower_reader_t *r, const mmr_tower_config_t *cfg,
                                      uint64_t want_size, uint32_t weights_crc,
                                      mmr_tower_t **out, mmr_err_t *err);
+
+/* Loads a model file into a new tower (*out, owned), its payload CRC into *payload_crc
+ * (may be NULL). allow_delta = 0 refuses a delta file (MMR_ERR_CORRUPT). Errors: those of
+ * mmr_tower_load. */
+mmr_status_t tower_file_load(const char *path, int allow_delta, mmr_tower_t **out,
+                             uint32_t *payload_crc, mmr_err_t *err);
+
+#define TOWER_DELTA_MAGIC "MMRTDLT1"
+/* Reads the rest of a delta file (tower_delta.c) whose first 8 bytes, magic8, r has read:
+ * loads its base from the same folder and applies the blocks. Errors: those of
+ * mmr_tower_load; the base's, prefixed with the delta's path. */
+mmr_status_t tower_delta_load(tower_reader_t *r, const unsigned char *magic8, mmr_tower_t **out,
+                              mmr_err_t *err);
 
 #ifdef __cplusplus
 }
