@@ -3,8 +3,12 @@
  * A/B experiments. Not in here: training (the trainer publishes), the RPCs (mmr_admin.h).
  *
  * Versions: uint64 numbers from 1, never reused. Version V is the file
- * <model_dir>/model-<V, 20 digits>.mmrt (mmr_tower_save) and the meta key
- * "model/v/<V, 20 digits>" {created_ms, examples_seen}; "model/state" holds
+ * <model_dir>/model-<V, 20 digits>.mmrt and the meta key "model/v/<V, 20 digits>"
+ * {created_ms, examples_seen, base}. The file is a full model (mmr_tower_save, base 0) or,
+ * with delta_max > 0, a delta over the full version `base` (mmr_tower_save_delta): the
+ * blocks changed since that version, so a publish writes what training touched, not the
+ * whole model. A full file is written when the changes outgrow delta_max, after a restart,
+ * and whenever the newest version is not loaded. "model/state" holds
  * {serving, previous, pinned, next version}. Version record and state change in one
  * atomic meta write, so after a crash the registry is what the last write says.
  *
@@ -18,8 +22,8 @@
  *            previous becomes the version rolled back from, so a second rollback undoes
  *            the first. FAILED_PRECONDITION-like MMR_ERR_NOT_FOUND when there is none.
  *   Every change of serving sets previous = the version it replaces.
- * Retention: the newest `keep` versions plus serving, previous and experiment arms stay;
- * older ones lose their record, then their file.
+ * Retention: the newest `keep` versions plus serving, previous and experiment arms stay,
+ * and the base of every version that stays; older ones lose their record, then their file.
  * In memory: serving, previous, the newest and experiment arms are loaded (tower + index);
  * others are loaded on promote/pin/rollback. Requests can pin only loaded versions.
  *
@@ -55,6 +59,9 @@ typedef struct mmr_registry mmr_registry_t;
 typedef struct mmr_registry_conf {
     const char *model_dir;        /* created if missing; copied */
     uint32_t keep;                /* versions kept on disk besides serving/previous/arms (default 10) */
+    float delta_max;              /* write a delta file (mmr_tower_save_delta) over the last full
+                                     version while the blocks changed since stay within this
+                                     fraction of the model; 0 = full files only */
     mmr_tower_backend_t *be;      /* borrowed, NULL = CPU; must outlive the registry */
 } mmr_registry_conf_t;
 

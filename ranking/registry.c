@@ -25,7 +25,8 @@
 #define NAME_MAX_LEN 63
 #define STATE_KEY "model/state"
 #define VERSION_PREFIX "model/v/"
-#define RECORD_FORMAT 1
+#define STATE_FORMAT 1
+#define RECORD_FORMAT 2           /* 1: before deltas, no base field */
 
 /* A loaded model. version != 0: findable; version == 0 && model: draining (unloaded, waits
  * for its references); refs < 0: claimed by the writer (being filled or freed). */
@@ -61,6 +62,7 @@ typedef struct record {
     uint64_t version;
     int64_t created_ms;
     uint64_t examples_seen;
+    uint64_t base;                /* the full version a delta file is written over; 0: full */
 } record_t;
 
 struct mmr_registry {
@@ -68,6 +70,7 @@ struct mmr_registry {
     mmr_tower_backend_t *be;
     char *dir;
     uint32_t keep;
+    float delta_max;
     slot_t slots[N_SLOTS];
     _Atomic uint64_t serving_v;   /* what readers of version 0 get */
     atomic_int pinned_v;
@@ -78,6 +81,11 @@ struct mmr_registry {
     size_t n_recs, cap_recs;
     uint64_t serving, previous, next;
     int pinned;
+    /* deltas: dirty marks the blocks where version delta_of (the newest, 0: unknown)
+     * differs from its full version delta_base */
+    uint64_t delta_of, delta_base;
+    uint64_t *dirty;
+    size_t dirty_words;
 };
 
 /* --- records ------------------------------------------------------------------------- */
@@ -89,9 +97,11 @@ static uint64_t get_u64(const uint8_t *p) {
     return v;
 }
 
-/* version record: format (1) | created_ms (8) | examples_seen (8); state: format (1) |
- * serving (8) | previous (8) | next (8) | pinned (1). Little-endian. */
-#define RECORD_LEN 17
+/* version record: format (2) | created_ms (8) | examples_seen (8) | base (8) (format 1
+ * ends before base); state: format (1) | serving (8) | previous (8) | next (8) | pinned (1).
+ * Little-endian. */
+#define RECORD_LEN 25
+#define RECORD_LEN_V1 17
 #define STATE_LEN 26
 
 static void version_key(char key[40], uint64_t v) { snprintf(key, 40, VERSION_PREFIX "%020" PRIu64, v); }
@@ -132,7 +142,7 @@ static mmr_status_t add_rec(mmr_registry_t *r, const record_t *rec, mmr_err_t *e
 static mmr_status_t persist(mmr_registry_t *r, const record_t *rec, uint64_t serving,
                             uint64_t previous, int pinned, uint64_t next, mmr_err_t *err) {
     uint8_t st[STATE_LEN], rv[RECORD_LEN];
-    st[0] = RECORD_FORMAT;
+    st[0] = STATE_FORMAT;
     put_u64(st + 1, serving);
     put_u64(st + 9, previous);
     put_u64(st + 17, next);
@@ -143,6 +153,7 @@ static mmr_status_t persist(mmr_registry_t *r, const record_t *rec, uint64_t ser
         rv[0] = RECORD_FORMAT;
         put_u64(rv + 1, (uint64_t)rec->created_ms);
         put_u64(rv + 9, rec->examples_seen);
+        put_u64(rv + 17, rec->base);
         version_key(key, rec->version);
         ops[1] = (mmr_fstore_meta_op_t){key, rv, sizeof rv};
     }
@@ -252,11 +263,12 @@ static int load_rec(void *opaque, const char *key, const void *val, size_t len) 
     char *end;
     errno = 0;
     unsigned long long v = strtoull(key + strlen(VERSION_PREFIX), &end, 10);
-    if (*end || errno || v == 0 || len != RECORD_LEN || p[0] != RECORD_FORMAT) {
+    int v1 = len == RECORD_LEN_V1 && p[0] == 1;
+    if (*end || errno || v == 0 || (!v1 && (len != RECORD_LEN || p[0] != RECORD_FORMAT))) {
         *st = mmr_err_set(err, MMR_ERR_CORRUPT, "registry: meta record '%s' is malformed", key);
         return 1;
     }
-    record_t rec = {v, (int64_t)get_u64(p + 1), get_u64(p + 9)};
+    record_t rec = {v, (int64_t)get_u64(p + 1), get_u64(p + 9), v1 ? 0 : get_u64(p + 17)};
     return (*st = add_rec(r, &rec, err)) != MMR_OK;
 }
 
@@ -297,6 +309,7 @@ mmr_status_t mmr_registry_open(const mmr_registry_conf_t *conf, mmr_fstore_t *fs
     r->fs = fs;
     r->be = conf->be;
     r->keep = conf->keep ? conf->keep : 10;
+    r->delta_max = conf->delta_max;
     pthread_mutex_init(&r->mu, NULL);
 
     mmr_status_t st = MMR_OK;
@@ -307,7 +320,7 @@ mmr_status_t mmr_registry_open(const mmr_registry_conf_t *conf, mmr_fstore_t *fs
     size_t len = 0;
     if (st == MMR_OK) {
         mmr_status_t g = mmr_fstore_meta_get(fs, STATE_KEY, &val, &len, err);
-        if (g == MMR_OK && (len != STATE_LEN || ((uint8_t *)val)[0] != RECORD_FORMAT))
+        if (g == MMR_OK && (len != STATE_LEN || ((uint8_t *)val)[0] != STATE_FORMAT))
             st = mmr_err_set(err, MMR_ERR_CORRUPT, "registry: meta '%s' is malformed", STATE_KEY);
         else if (g == MMR_OK) {
             const uint8_t *p = val;
@@ -384,6 +397,7 @@ void mmr_registry_free(mmr_registry_t *r) {
         free(t);
     }
     pthread_mutex_destroy(&r->mu);
+    free(r->dirty);
     free(r->recs);
     free(r->dir);
     free(r);
@@ -391,14 +405,20 @@ void mmr_registry_free(mmr_registry_t *r) {
 
 /* --- writer side --------------------------------------------------------------------------- */
 
-/* Deletes versions older than the newest `keep` that nothing needs. Failures are logged:
- * retention retries on the next publish. */
+static int is_base(const mmr_registry_t *r, uint64_t v) {
+    for (size_t i = 0; i < r->n_recs; i++)
+        if (r->recs[i].base == v) return 1;
+    return 0;
+}
+
+/* Deletes versions older than the newest `keep` that nothing needs, nor holds as its base.
+ * Failures are logged: retention retries on the next publish. */
 static void retain(mmr_registry_t *r) {
     if (r->n_recs <= r->keep) return;
-    uint64_t cutoff = r->recs[r->n_recs - r->keep].version;
-    for (size_t i = 0; i < r->n_recs && r->recs[i].version < cutoff;) {
+    /* newest first: a delta goes before its base (always older) is looked at */
+    for (size_t i = r->n_recs - r->keep; i-- > 0;) {
         uint64_t v = r->recs[i].version;
-        if (needed(r, v) || slot_of(r, v) >= 0) { i++; continue; }
+        if (needed(r, v) || slot_of(r, v) >= 0 || is_base(r, v)) continue;
         mmr_err_t e = {0};
         if (unregister(r, v, &e) != MMR_OK) {
             mmr_log(MMR_LOG_WARN, LOG_MOD, "retention: version %" PRIu64 ": %s", v, e.msg);
@@ -407,18 +427,54 @@ static void retain(mmr_registry_t *r) {
     }
 }
 
+/* The version tower can be written as a delta over (0: none, write a full file): the full
+ * version under the newest, when the newest is loaded and the blocks changed since that
+ * full version, which r->dirty then holds, stay within delta_max of the model. */
+static uint64_t delta_base_for(mmr_registry_t *r, const mmr_tower_t *tower) {
+    uint64_t newest = r->n_recs ? r->recs[r->n_recs - 1].version : 0;
+    int s = newest ? slot_of(r, newest) : -1;
+    if (r->delta_max <= 0 || !newest || r->delta_of != newest || s < 0 || !find_rec(r, r->delta_base) ||
+        mmr_tower_delta_words(tower) != r->dirty_words)
+        return 0;
+    const mmr_tower_t *prev = mmr_model_tower(atomic_load(&r->slots[s].model));
+    size_t n = mmr_tower_delta_mark(prev, tower, r->dirty);
+    size_t blocks = (mmr_tower_param_count(tower) + MMR_TOWER_DELTA_BLOCK - 1) / MMR_TOWER_DELTA_BLOCK;
+    return n != SIZE_MAX && (double)n <= r->delta_max * (double)blocks ? r->delta_base : 0;
+}
+
+/* After version v (over base, 0: full) is registered: the dirty set describes it. */
+static void delta_track(mmr_registry_t *r, uint64_t v, uint64_t base, const mmr_tower_t *tower) {
+    r->delta_of = 0;
+    if (r->delta_max <= 0) return;
+    if (!base) {
+        size_t words = mmr_tower_delta_words(tower);
+        if (words != r->dirty_words) {
+            free(r->dirty);
+            r->dirty_words = 0;
+            if (!(r->dirty = malloc(words * sizeof *r->dirty))) return; /* next publish: full */
+            r->dirty_words = words;
+        }
+        memset(r->dirty, 0, words * sizeof *r->dirty);
+        r->delta_base = v;
+    }
+    r->delta_of = v;
+}
+
 mmr_status_t mmr_registry_publish(mmr_registry_t *r, mmr_tower_t *tower, uint64_t examples_seen,
                                   uint64_t *version, mmr_err_t *err) {
     pthread_mutex_lock(&r->mu);
     uint64_t v = r->next;
-    char path[PATH_MAX];
+    char path[PATH_MAX], base_path[PATH_MAX];
     file_path(r, v, path);
     mmr_model_t *m = NULL;
-    mmr_status_t st = mmr_tower_save(tower, path, err);
+    uint64_t base = delta_base_for(r, tower);
+    if (base) file_path(r, base, base_path);
+    mmr_status_t st = base ? mmr_tower_save_delta(tower, path, base_path, r->dirty, err)
+                           : mmr_tower_save(tower, path, err);
     if (st != MMR_OK) mmr_tower_free(tower);
     if (st == MMR_OK) st = mmr_model_new(tower, r->fs, r->be, &m, err);
     if (st == MMR_OK) st = install(r, v, m, err); /* findable by version only: not registered yet */
-    record_t rec = {v, mmr_now_ms(), examples_seen};
+    record_t rec = {v, mmr_now_ms(), examples_seen, base};
     uint64_t serving = r->pinned ? r->serving : v;
     uint64_t previous = r->pinned ? r->previous : r->serving;
     if (st == MMR_OK) st = persist(r, &rec, serving, previous, r->pinned, v + 1, err);
@@ -435,11 +491,14 @@ mmr_status_t mmr_registry_publish(mmr_registry_t *r, mmr_tower_t *tower, uint64_
     r->next = v + 1;
     r->serving = serving;
     r->previous = previous;
+    delta_track(r, v, base, mmr_model_tower(m));
     publish_serving(r);
     unload_unneeded(r);
     retain(r);
-    mmr_log(MMR_LOG_INFO, LOG_MOD, "published version %" PRIu64 " (%" PRIu64 " examples)%s", v, examples_seen,
-            r->pinned ? ", serving stays pinned" : ", serving");
+    char over[48] = "";
+    if (base) snprintf(over, sizeof over, ", a delta over %" PRIu64, base);
+    mmr_log(MMR_LOG_INFO, LOG_MOD, "published version %" PRIu64 " (%" PRIu64 " examples%s)%s", v, examples_seen,
+            over, r->pinned ? ", serving stays pinned" : ", serving");
     pthread_mutex_unlock(&r->mu);
     if (version) *version = v;
     return MMR_OK;

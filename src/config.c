@@ -72,6 +72,7 @@ static const opt_t opts[] = {
     {"trainer.max_pending", T_INT, "1000000", 1000, 100000000, 0, O(trainer_max_pending), "impressions held by the join; beyond it the oldest is decided early"},
     {"model.dir", T_STR, "", 0, 0, 0, O(model_dir), "model files and the trainer checkpoint (empty = <store.path>/models)"},
     {"model.keep", T_INT, "10", 1, 100000, 0, O(model_keep), "model versions kept besides the serving, previous and experiment ones"},
+    {"model.delta_max", T_DBL, "0.25", 0, 1, 0, O(model_delta_max), "publish a version as the blocks changed since the last full one while they stay within this fraction of the model (0 = whole files)"},
     {"model.experiments", T_STR, "", 0, 0, 0, O(model_experiments), "A/B splits: name=arm:version:weight,arm:version:weight[;name2=...]"},
     {"model.hidden", T_INT, "128", 1, 4096, 0, O(model_hidden), "tower projection and MLP width"},
     {"model.dim", T_INT, "64", 1, 1024, 0, O(model_dim), "item and user vector width"},

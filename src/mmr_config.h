@@ -63,6 +63,7 @@ typedef struct mmr_config {
     long trainer_max_pending;
     char *model_dir;
     long model_keep;
+    double model_delta_max;
     char *model_experiments;
     long model_hidden;
     long model_dim;

@@ -3,7 +3,7 @@
  * pause, while the writer publishes 60 versions and promotes / rolls back in between.
  * Every reference must name a version that was published and hold that version's
  * weights (checked through a fingerprint score); under ASan / TSan no use-after-free and
- * no race. */
+ * no race. Versions differ by a few weights, so most are delta files. */
 #include <pthread.h>
 #include <stdatomic.h>
 #include <unistd.h>
@@ -72,10 +72,20 @@ int main(void) {
     snprintf(model_dir, sizeof model_dir, "%s/models", dir);
     uint64_t rng = 5;
     mt_put_items(fs, 0, 40, &rng);
-    mmr_registry_conf_t c = {.model_dir = model_dir, .keep = 5};
+    mmr_registry_conf_t c = {.model_dir = model_dir, .keep = 5, .delta_max = 0.5f};
     mmr_err_t err = {0};
     CHECK_OK(mmr_registry_open(&c, fs, &reg, &err), &err);
-    mmr_tower_t *t = mt_tower(1);
+    /* each version is the last one with a head weight and an id weight changed, as after
+     * training: the registry writes delta files, and readers load some back (pins) */
+    mmr_tower_t *w = mt_tower(1), *t = NULL;
+    size_t head = SIZE_MAX;
+    for (int g = 0; g < mmr_tower_param_group_count(); g++) {
+        mmr_tower_param_info_t info;
+        mmr_tower_param_group(w, g, &info);
+        if (strstr(info.name, "head")) head = info.offset;
+    }
+    CHECK(head != SIZE_MAX);
+    CHECK_OK(mmr_tower_clone(w, &t, &err), &err);
     float p = fp_of(t);
     uint32_t bits;
     memcpy(&bits, &p, sizeof bits);
@@ -85,7 +95,10 @@ int main(void) {
     pthread_t th[N_READERS];
     for (int i = 0; i < N_READERS; i++) pthread_create(&th[i], NULL, reader, NULL);
     for (uint64_t v = 2; v <= N_PUBLISH; v++) {
-        t = mt_tower(v);
+        mmr_tower_params(w)[head] += 0.01f;
+        mmr_tower_params(w)[(v * 7919) % mmr_tower_param_count(w)] += 0.5f;
+        mmr_tower_params_changed(w);
+        CHECK_OK(mmr_tower_clone(w, &t, &err), &err);
         p = fp_of(t);
         memcpy(&bits, &p, sizeof bits);
         atomic_store(&fingerprint[v], bits); /* before the version can be seen */
@@ -103,6 +116,7 @@ int main(void) {
     printf("ok %d publishes under %d readers: %ld serving acquires, %ld explicit pins (%ld unloaded meanwhile), "
            "no failure\n", N_PUBLISH, N_READERS, atomic_load(&acquired), atomic_load(&pinned_ok),
            atomic_load(&pinned_gone));
+    mmr_tower_free(w);
     mmr_registry_free(reg);
     mmr_fstore_close(fs);
     mt_rmdir(dir);
