@@ -8,7 +8,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include "mmr_tower.h"
+#include "fuzz_tower.h"
 #include "mmrec/v1/event.pb-c.h"
 #include "mmrec/v1/item.pb-c.h"
 #include "mmrec/v1/ranking.pb-c.h"
@@ -105,17 +105,45 @@ static void items(void) {
     put1s(h, "json_null", 1, "{\"item_id\":\"f\",\"text_emb\":null,\"created_ms\":null}");
 }
 
+/* A delta over the tiny tower with one weight changed, made in a scratch folder next to
+ * its base (FUZZ_BASE_NAME, as the harness writes it), then copied into the corpus. */
+static void tower_delta(const char *h) {
+    char dir[] = "/tmp/mmrec-seeds.XXXXXX", base[64], delta[64];
+    mmr_tower_t *t = NULL, *c = NULL;
+    mmr_err_t err = {0};
+    if (!mkdtemp(dir)) { perror("mkdtemp"); exit(1); }
+    snprintf(base, sizeof base, "%s/" FUZZ_BASE_NAME, dir);
+    snprintf(delta, sizeof delta, "%s/delta", dir);
+    uint64_t dirty[4] = {0};
+    if (fuzz_tiny_tower(&t, &err) != MMR_OK || mmr_tower_save(t, base, &err) != MMR_OK ||
+        mmr_tower_clone(t, &c, &err) != MMR_OK || mmr_tower_delta_words(t) > 4) {
+        fprintf(stderr, "make_seeds: delta: %s\n", err.msg);
+        exit(1);
+    }
+    mmr_tower_params(c)[1] += 1.0f;
+    mmr_tower_params_changed(c);
+    if (mmr_tower_delta_mark(t, c, dirty) != 1 || mmr_tower_save_delta(c, delta, base, dirty, &err) != MMR_OK) {
+        fprintf(stderr, "make_seeds: delta: %s\n", err.msg);
+        exit(1);
+    }
+    FILE *f = fopen(delta, "rb");
+    unsigned char buf[4096];
+    size_t n = f ? fread(buf, 1, sizeof buf, f) : 0;
+    if (f) fclose(f);
+    put(h, "tiny_delta", buf, n);
+    remove(delta), remove(base), remove(dir);
+    mmr_tower_free(t), mmr_tower_free(c);
+}
+
 static void tower(void) {
     const char *h = "tower_load";
-    mmr_tower_config_t c = {.d_text = 3, .d_image = 2, .d_video = 2, .d_hidden = 4, .d_out = 2,
-                            .n_item_ids = 4, .n_user_ids = 4, .hist_len = 2, .n_event_types = 9};
     mmr_tower_t *t = NULL;
     mmr_err_t err = {0};
     char path[1024];
     snprintf(path, sizeof path, "%s/%s", root, h);
     if (mkdir(path, 0755) != 0 && errno != EEXIST) { perror(path); exit(1); }
     snprintf(path, sizeof path, "%s/%s/tiny_model", root, h);
-    if (mmr_tower_new(&c, 1, &t, &err) != MMR_OK || mmr_tower_save(t, path, &err) != MMR_OK) {
+    if (fuzz_tiny_tower(&t, &err) != MMR_OK || mmr_tower_save(t, path, &err) != MMR_OK) {
         fprintf(stderr, "make_seeds: tiny model: %s\n", err.msg);
         exit(1);
     }
@@ -128,6 +156,7 @@ static void tower(void) {
     put(h, "header_only", hdr, n);
     put(h, "bad_magic", "MMRTOWR9\x01\x00\x00\x00", 12);
     put(h, "empty", "", 0);
+    tower_delta(h);
 }
 
 static void config(void) {
