@@ -100,14 +100,18 @@ static uint64_t publish_step(mmr_registry_t *r, mmr_tower_t *w) {
     return v;
 }
 
+/* A fresh store in dir (mt_store) with 50 items and 5 users' events; models under it. */
+static void setup(char dir[64], uint64_t rng) {
+    fs = mt_store(dir);
+    snprintf(model_dir, sizeof model_dir, "%s/models", dir);
+    mt_put_items(fs, 0, 50, &rng);
+    mt_put_events(fs, 5, 6, 50, &rng);
+}
+
 /* Delta files, in a store and model folder of their own. */
 static void deltas(void) {
     char dir[64];
-    fs = mt_store(dir);
-    snprintf(model_dir, sizeof model_dir, "%s/models", dir);
-    uint64_t rng = 4;
-    mt_put_items(fs, 0, 50, &rng);
-    mt_put_events(fs, 5, 6, 50, &rng);
+    setup(dir, 4);
     mmr_err_t err = {0};
     delta_max = 0.5f;
     mmr_tower_t *w = mt_tower(7);
@@ -156,11 +160,7 @@ static void deltas(void) {
 
 int main(void) {
     char dir[64];
-    fs = mt_store(dir);
-    snprintf(model_dir, sizeof model_dir, "%s/models", dir);
-    uint64_t rng = 3;
-    mt_put_items(fs, 0, 50, &rng);
-    mt_put_events(fs, 5, 6, 50, &rng);
+    setup(dir, 3);
     mmr_err_t err = {0};
     uint64_t prev = 0;
     int pinned = -1;
