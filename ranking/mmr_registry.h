@@ -29,7 +29,7 @@
  *
  * Open: versions registered in meta are reloaded; files without a record (a crash between
  * writing a file and registering it) are removed; a registered version whose file is
- * missing is unregistered; the serving one is loaded, and if its file is missing or
+ * missing is unregistered, and so is a delta whose base is; the serving one is loaded, and if its file is missing or
  * corrupt the newest loadable version is served instead (logged at WARN, pin dropped).
  *
  * Readers: mmr_registry_acquire / mmr_registry_release never lock and never block. Models

@@ -97,8 +97,8 @@ static uint64_t get_u64(const uint8_t *p) {
     return v;
 }
 
-/* version record: format (2) | created_ms (8) | examples_seen (8) | base (8) (format 1
- * ends before base); state: format (1) | serving (8) | previous (8) | next (8) | pinned (1).
+/* version record: format (2) | created_ms (8) | examples_seen (8) | base (8); full
+ * versions are written in format 1, which ends before base; state: format (1) | serving (8) | previous (8) | next (8) | pinned (1).
  * Little-endian. */
 #define RECORD_LEN 25
 #define RECORD_LEN_V1 17
@@ -149,13 +149,13 @@ static mmr_status_t persist(mmr_registry_t *r, const record_t *rec, uint64_t ser
     st[25] = (uint8_t)pinned;
     mmr_fstore_meta_op_t ops[2] = {{STATE_KEY, st, sizeof st}};
     char key[40];
-    if (rec) {
-        rv[0] = RECORD_FORMAT;
+    if (rec) { /* a full version keeps format 1, so an older mmrecd can still open the store */
+        rv[0] = rec->base ? RECORD_FORMAT : 1;
         put_u64(rv + 1, (uint64_t)rec->created_ms);
         put_u64(rv + 9, rec->examples_seen);
         put_u64(rv + 17, rec->base);
         version_key(key, rec->version);
-        ops[1] = (mmr_fstore_meta_op_t){key, rv, sizeof rv};
+        ops[1] = (mmr_fstore_meta_op_t){key, rv, rec->base ? RECORD_LEN : RECORD_LEN_V1};
     }
     return mmr_fstore_meta_write(r->fs, rec ? 2 : 1, ops, err);
 }
@@ -344,6 +344,13 @@ mmr_status_t mmr_registry_open(const mmr_registry_conf_t *conf, mmr_fstore_t *fs
         if (access(path, R_OK) == 0) continue;
         mmr_log(MMR_LOG_WARN, LOG_MOD, "version %" PRIu64 ": %s: %s; unregistered", r->recs[i].version,
                 path, strerror(errno));
+        st = unregister(r, r->recs[i].version, err);
+    }
+    /* nor a delta whose base is gone (bases are full files: one pass) */
+    for (size_t i = r->n_recs; st == MMR_OK && i-- > 0;) {
+        if (!r->recs[i].base || find_rec(r, r->recs[i].base)) continue;
+        mmr_log(MMR_LOG_WARN, LOG_MOD, "version %" PRIu64 ": its base, version %" PRIu64 ", is gone; unregistered",
+                r->recs[i].version, r->recs[i].base);
         st = unregister(r, r->recs[i].version, err);
     }
     uint64_t max_rec = r->n_recs ? r->recs[r->n_recs - 1].version : 0;

@@ -74,7 +74,10 @@ int main(int argc, char **argv) {
     const char *brokers = fault_env.brokers, *work = fault_env.work, *log_path = fault_env.log_path;
     char *store_opt = fault_env.store_opt, *brokers_opt = fault_env.brokers_opt, models[256], file[512];
     snprintf(models, sizeof models, "%s/store/models", work);
-    char *train_args[] = {store_opt, brokers_opt, "--ingest.group=fmodel", FAULT_DAEMON_OPTS, NULL};
+    /* full files only: the scenarios corrupt single versions (test_registry covers a
+     * corrupt or missing delta base) */
+    char *train_args[] = {store_opt, brokers_opt, "--ingest.group=fmodel", FAULT_DAEMON_OPTS,
+                          "--model.delta_max=0", NULL};
     char *args[] = {store_opt, brokers_opt, "--ingest.group=fmodel", FAULT_DAEMON_OPTS, "--trainer.enabled=false",
                     NULL};
 

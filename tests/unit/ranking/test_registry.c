@@ -151,6 +151,27 @@ static void deltas(void) {
     CHECK_MSG(!strcmp(versions(r), "8,9") && !file_exists(1) && !file_exists(6), "retention kept %s", versions(r));
     printf("ok full files after a restart and when changes outgrow delta_max; old bases dropped: %s\n",
            versions(r));
+
+    /* a missing base takes the deltas over it along; a corrupt one leaves nothing loadable */
+    mmr_registry_free(r);
+    r = open_reg(10);
+    CHECK(publish_step(r, w) == 10 && file_size(10) == full && publish_step(r, w) == 11 && file_size(11) < full / 10);
+    CHECK(!strcmp(versions(r), "8,9,10,11"));
+    mmr_registry_free(r);
+    char p[256];
+    snprintf(p, sizeof p, "%s/model-%020llu.mmrt", model_dir, 8ull);
+    CHECK(unlink(p) == 0);
+    r = open_reg(10);
+    CHECK_MSG(!strcmp(versions(r), "10,11") && !file_exists(9) && serving(r, NULL) == 11, "after losing base 8: %s",
+              versions(r));
+    mmr_registry_free(r);
+    snprintf(p, sizeof p, "%s/model-%020llu.mmrt", model_dir, 10ull);
+    FILE *f = fopen(p, "r+");
+    CHECK(f && fseek(f, 100, SEEK_SET) == 0 && fputs("garbage", f) >= 0 && fclose(f) == 0);
+    r = open_reg(10);
+    CHECK_MSG(!strcmp(versions(r), "") && serving(r, NULL) == 0, "after a corrupt base 10: %s", versions(r));
+    CHECK(publish_step(r, w) == 12 && file_size(12) == full && serving(r, NULL) == 12);
+    printf("ok deltas over a missing base unregistered; over a corrupt base refused, then a full publish\n");
     mmr_tower_free(w);
     mmr_registry_free(r);
     mmr_fstore_close(fs);

@@ -76,7 +76,7 @@ int main(void) {
     mmr_err_t err = {0};
     CHECK_OK(mmr_registry_open(&c, fs, &reg, &err), &err);
     /* each version is the last one with a head weight and an id weight changed, as after
-     * training: the registry writes delta files, and readers load some back (pins) */
+     * training: the registry writes delta files (test_registry reads them back) */
     mmr_tower_t *w = mt_tower(1), *t = NULL;
     size_t head = SIZE_MAX;
     for (int g = 0; g < mmr_tower_param_group_count(); g++) {
