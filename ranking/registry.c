@@ -446,7 +446,11 @@ static uint64_t delta_base_for(mmr_registry_t *r, const mmr_tower_t *tower) {
     const mmr_tower_t *prev = mmr_model_tower(atomic_load(&r->slots[s].model));
     size_t n = mmr_tower_delta_mark(prev, tower, r->dirty);
     size_t blocks = (mmr_tower_param_count(tower) + MMR_TOWER_DELTA_BLOCK - 1) / MMR_TOWER_DELTA_BLOCK;
-    return n != SIZE_MAX && (double)n <= r->delta_max * (double)blocks ? r->delta_base : 0;
+    if (n == SIZE_MAX || (double)n > r->delta_max * (double)blocks) return 0;
+    /* never a delta larger than the full file (delta_max near 1) */
+    return n * (MMR_TOWER_DELTA_BLOCK * sizeof(float) + 4) < mmr_tower_param_count(tower) * sizeof(float)
+               ? r->delta_base
+               : 0;
 }
 
 /* After version v (over base, 0: full) is registered: the dirty set describes it. */
