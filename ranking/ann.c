@@ -24,6 +24,7 @@
 #include "mmr_ann.h"
 
 #include <math.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -52,7 +53,7 @@ mmr_ann_opts_t mmr_ann_opts_default(void) {
 /* --- exact scan ------------------------------------------------------------------------ */
 
 /* u·v with 8 independent lanes, so the compiler vectorises it without reassociating. */
-static float dot(const float *u, const float *v, size_t D) {
+static float dot_portable(const float *u, const float *v, size_t D) {
     float acc[8] = {0};
     size_t k = 0;
     for (; k + 8 <= D; k += 8)
@@ -61,6 +62,57 @@ static float dot(const float *u, const float *v, size_t D) {
     for (; k < D; k++) s += u[k] * v[k];
     for (int l = 0; l < 8; l++) s += acc[l];
     return s;
+}
+
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#include <immintrin.h>
+#define HAVE_DOT_AVX2 1
+
+/* The same dot with AVX2 fused multiply-adds, chosen at run time where the CPU has them:
+ * the build targets baseline x86-64 (SSE2), where the scan ran about one multiply-add per
+ * cycle; with FMA it is several times that (docs/PERFORMANCE.md, retrieval). Its rounding
+ * differs from dot_portable's, so one process uses one of them for every score. */
+__attribute__((target("avx2,fma"))) static float dot_avx2(const float *u, const float *v, size_t D) {
+    __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps();
+    size_t k = 0;
+    for (; k + 16 <= D; k += 16) {
+        a0 = _mm256_fmadd_ps(_mm256_loadu_ps(u + k), _mm256_loadu_ps(v + k), a0);
+        a1 = _mm256_fmadd_ps(_mm256_loadu_ps(u + k + 8), _mm256_loadu_ps(v + k + 8), a1);
+    }
+    if (k + 8 <= D) {
+        a0 = _mm256_fmadd_ps(_mm256_loadu_ps(u + k), _mm256_loadu_ps(v + k), a0);
+        k += 8;
+    }
+    __m256 a = _mm256_add_ps(a0, a1);
+    __m128 h = _mm_add_ps(_mm256_castps256_ps128(a), _mm256_extractf128_ps(a, 1));
+    h = _mm_add_ps(h, _mm_movehl_ps(h, h));
+    h = _mm_add_ss(h, _mm_shuffle_ps(h, h, 1));
+    float s = _mm_cvtss_f32(h);
+    for (; k < D; k++) s += u[k] * v[k];
+    return s;
+}
+#endif
+
+/* 1 when dot_avx2 is used (cached after the first call; every thread computes the same). */
+static int use_avx2(void) {
+#ifdef HAVE_DOT_AVX2
+    static atomic_int cached = -1;
+    int c = atomic_load_explicit(&cached, memory_order_relaxed);
+    if (c < 0) {
+        c = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+        atomic_store_explicit(&cached, c, memory_order_relaxed);
+    }
+    return c;
+#else
+    return 0;
+#endif
+}
+
+static float dot(const float *u, const float *v, size_t D) {
+#ifdef HAVE_DOT_AVX2
+    if (use_avx2()) return dot_avx2(u, v, D);
+#endif
+    return dot_portable(u, v, D);
 }
 
 /* a ranks below b: lower dot, or equal dot and a higher row */
@@ -127,8 +179,17 @@ void mmr_ann_topk_sort(mmr_ann_topk_t *t) {
 
 /* --- centroid scores --------------------------------------------------------------------- */
 
+/* Centroid scoring and assignment are written for the vectoriser (TILE independent lanes);
+ * where the toolchain can, they are also built for AVX2 and picked at load time. Each lane
+ * still adds in the same order, so both builds give the same bits. */
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+#define VECTOR_CLONES __attribute__((target_clones("avx2", "default")))
+#else
+#define VECTOR_CLONES
+#endif
+
 /* s (lp) = q (D) · every centroid of ct, vectorised over the TILE centroids of a tile. */
-static void score1(const float *ct, uint32_t lp, int D, const float *q, float *s) {
+VECTOR_CLONES static void score1(const float *ct, uint32_t lp, int D, const float *q, float *s) {
     for (uint32_t c0 = 0; c0 < lp; c0 += TILE) {
         const float *c = ct + (size_t)c0 * D;
         float a[TILE] = {0};
@@ -140,7 +201,7 @@ static void score1(const float *ct, uint32_t lp, int D, const float *q, float *s
 
 /* best (m) = the list of the best centroid of each vector x[sel[i]] (sel NULL: x[i]), ties
  * by the lower list. 4 vectors × TILE centroids per register tile; s is (4, lp) scratch. */
-static void assign(const float *ct, uint32_t lp, uint32_t nlist, int D, const float *x,
+VECTOR_CLONES static void assign(const float *ct, uint32_t lp, uint32_t nlist, int D, const float *x,
                    const uint32_t *sel, size_t m, uint32_t *best, float *s) {
     for (size_t i0 = 0; i0 < m; i0 += 4) {
         const float *xp[4];
