@@ -181,8 +181,10 @@ void mmr_ann_topk_sort(mmr_ann_topk_t *t) {
 
 /* Centroid scoring and assignment are written for the vectoriser (TILE independent lanes);
  * where the toolchain can, they are also built for AVX2 and picked at load time. Each lane
- * still adds in the same order, so both builds give the same bits. */
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+ * still adds in the same order, so both builds give the same bits. Not under sanitizers:
+ * the clones' ifunc resolver runs before ThreadSanitizer's runtime is up and crashes. */
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && !defined(__SANITIZE_THREAD__) && \
+    !defined(__SANITIZE_ADDRESS__)
 #define VECTOR_CLONES __attribute__((target_clones("avx2", "default")))
 #else
 #define VECTOR_CLONES
