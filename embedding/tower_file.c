@@ -217,9 +217,8 @@ mmr_status_t tower_file_load(const char *path, int allow_delta, mmr_tower_t **ou
     uint32_t crc;
     if ((st = tower_reader_read(&r, h, 8, err)) != MMR_OK) goto done;
     if (memcmp(h, TOWER_DELTA_MAGIC, 8) == 0) {
-        if (allow_delta) st = tower_delta_load(&r, h, &t, err);
-        else st = mmr_err_set(err, MMR_ERR_CORRUPT, "%s: a delta file where a full model file is needed", path);
-        if (st == MMR_OK && payload_crc) *payload_crc = mmr_crc32c(0, t->params, t->n_params * sizeof(float));
+        st = allow_delta ? tower_delta_load(&r, h, &t, err)
+                         : mmr_err_set(err, MMR_ERR_CORRUPT, "%s: a delta file where a full model file is needed", path);
         goto done;
     }
     if ((st = tower_reader_read(&r, h + 8, sizeof h - 8, err)) != MMR_OK) goto done;

@@ -207,9 +207,9 @@ mmr_status_t tower_file_read_weights(tower_reader_t *r, const mmr_tower_config_t
                                      uint64_t want_size, uint32_t weights_crc,
                                      mmr_tower_t **out, mmr_err_t *err);
 
-/* Loads a model file into a new tower (*out, owned), its payload CRC into *payload_crc
- * (may be NULL). allow_delta = 0 refuses a delta file (MMR_ERR_CORRUPT). Errors: those of
- * mmr_tower_load. */
+/* Loads a model file into a new tower (*out, owned). allow_delta = 0 refuses a delta file
+ * (MMR_ERR_CORRUPT) and is when *payload_crc (may be NULL) gets the full file's payload
+ * CRC from its header; a delta leaves it untouched. Errors: those of mmr_tower_load. */
 mmr_status_t tower_file_load(const char *path, int allow_delta, mmr_tower_t **out,
                              uint32_t *payload_crc, mmr_err_t *err);
 

@@ -98,8 +98,8 @@ static uint64_t get_u64(const uint8_t *p) {
 }
 
 /* version record: format (2) | created_ms (8) | examples_seen (8) | base (8); full
- * versions are written in format 1, which ends before base; state: format (1) | serving (8) | previous (8) | next (8) | pinned (1).
- * Little-endian. */
+ * versions are written in format 1, which ends before base. state: format (1) |
+ * serving (8) | previous (8) | next (8) | pinned (1). Little-endian. */
 #define RECORD_LEN 25
 #define RECORD_LEN_V1 17
 #define STATE_LEN 26
