@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
-# test_tls_daemon.sh MMRECD MMREC — mmrecd configured for TLS + bearer tokens, driven by
-# the mmrec CLI: health over TLS without a token works (probes), Rank without a token is
-# UNAUTHENTICATED, with the token (from MMREC_TOKEN) it is served, a client that does not
-# trust the CA is refused, and the token never reaches the daemon's log. Exit 77 without
-# openssl.
+# test_tls_daemon.sh MMRECD MMREC MMREC_LOAD — mmrecd configured for TLS + bearer tokens,
+# driven by the mmrec CLI: health over TLS without a token works (probes), Rank without a
+# token is UNAUTHENTICATED, with the token (from MMREC_TOKEN) it is served, a client that
+# does not trust the CA is refused, and the token never reaches the daemon's log. Then
+# mmrec-load over TLS: every call served with --token, every one UNAUTHENTICATED without
+# it. Exit 77 without openssl.
 set -uo pipefail
-mmrecd=$1 mmrec=$2
+mmrecd=$1 mmrec=$2 mmrec_load=$3
 command -v openssl >/dev/null || { echo "skip: no openssl"; exit 77; }
 w=$(mktemp -d /tmp/mmrec-tls.XXXXXX)
 pid=""
@@ -41,6 +42,15 @@ MMREC_TOKEN=$token "$mmrec" health --addr "$addr" --ca "$w/other.pem" --deadline
   && fail "a client trusting another CA got through"
 "$mmrec" health --addr "$addr" --deadline-ms 3000 >/dev/null 2>&1 && fail "a plaintext client got through"
 echo "ok untrusted-CA and plaintext clients refused"
+# "ok errors UNAUTHENTICATED-count" from mmrec-load --json
+counts() { python3 -c 'import json,sys; j=json.load(sys.stdin); print(j["ok"], j["errors"], j["status"].get("UNAUTHENTICATED", 0))'; }
+lflags=(--addr "$addr" --ca "$w/ca.pem" --rate 40 --duration 1 --candidates 5 --items 10 --users 5 --json)
+got=$("$mmrec_load" "${lflags[@]}" --token "$token" | counts) || fail "mmrec-load over TLS with the token"
+[ "$got" = "40 0 0" ] || fail "mmrec-load with the token: ok/errors/unauthenticated $got, want 40 0 0"
+out=$("$mmrec_load" "${lflags[@]}") && fail "mmrec-load exited 0 with every call refused"
+got=$(echo "$out" | counts) || fail "mmrec-load without a token: $out"
+[ "$got" = "0 40 40" ] || fail "mmrec-load without a token: ok/errors/unauthenticated $got, want 0 40 40"
+echo "ok mmrec-load over TLS: 40/40 served with --token, 40/40 UNAUTHENTICATED without"
 kill -TERM $pid; wait $pid; rc=$?; pid=""
 [ $rc -eq 0 ] || fail "exit code $rc on SIGTERM"
 grep -q "$token" "$w/log" && fail "the token appears in the daemon log"
