@@ -2,6 +2,7 @@
 #include "mmr_trainerd.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -147,8 +148,12 @@ static void publish_job(mmr_trainerd_t *td, pub_job_t *job) {
     pthread_mutex_unlock(&td->pub_mu);
 }
 
-/* Background threads yield the CPU to serving when they compete (trainer.nice). */
+/* Names the thread mmr-WHO; background threads yield the CPU to serving when they
+ * compete (trainer.nice). */
 static void set_nice(const mmr_trainerd_t *td, const char *who) {
+    char name[16];
+    snprintf(name, sizeof name, "mmr-%s", who);
+    mmr_thread_set_name(name);
     int e = td->conf.nice ? mmr_thread_set_nice(td->conf.nice) : 0;
     if (e) mmr_log(MMR_LOG_WARN, LOG_MOD, "%s thread: nice %d: %s", who, td->conf.nice, strerror(e));
 }

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "kconf.h"
+#include "mmr_cpu.h"
 #include "mmr_log.h"
 
 struct mmr_impressions {
@@ -28,6 +29,7 @@ static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaqu
 
 static void *poller_main(void *arg) {
     mmr_impressions_t *p = arg;
+    mmr_thread_set_name("mmr-impr-poll");
     while (!atomic_load(&p->stop)) rd_kafka_poll(p->rk, 100);
     return NULL;
 }

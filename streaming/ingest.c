@@ -39,6 +39,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "mmr_cpu.h"
 #include "mmr_decode.h"
 #include "mmr_log.h"
 #include "mmr_time.h"
@@ -650,6 +651,7 @@ static void assign_mark(mmr_ingest_t *ing, const slot_t *s) {
 
 static void *writer_main(void *arg) {
     mmr_ingest_t *ing = arg;
+    mmr_thread_set_name("mmr-ingest-wr");
     handoff_t *q = &ing->q;
     pthread_mutex_lock(&ing->q_mu);
     while (!q->writer_stop) {
@@ -722,6 +724,7 @@ static void *writer_main(void *arg) {
 
 static void *ingest_main(void *arg) {
     mmr_ingest_t *ing = arg;
+    mmr_thread_set_name("mmr-ingest");
     while (!atomic_load(&ing->stop)) {
         rd_kafka_message_t *m = rd_kafka_consumer_poll(ing->consumer, IDLE_POLL_MS);
         if (!m) continue;

@@ -1,4 +1,4 @@
-/* cpu.c — CPU count and thread priority (mmr_cpu.h). */
+/* cpu.c — CPU count, thread priority and thread names (mmr_cpu.h). */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE /* sched_getaffinity, CPU_COUNT */
 #endif
@@ -6,6 +6,7 @@
 
 #include <errno.h>
 #include <sched.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -20,4 +21,8 @@ int mmr_cpu_count(void) {
 int mmr_thread_set_nice(int nice) {
     /* the thread id by syscall: glibc declares gettid() only from 2.30 */
     return setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), nice) == 0 ? 0 : errno;
+}
+
+void mmr_thread_set_name(const char *name) {
+    prctl(PR_SET_NAME, name, 0, 0, 0); /* only fails for a bad pointer */
 }

@@ -1,5 +1,5 @@
-/* mmr_cpu.h — how many CPUs this process may run on, for sizing thread pools, and a
- * lower CPU priority for background threads. */
+/* mmr_cpu.h — how many CPUs this process may run on, for sizing thread pools, a lower
+ * CPU priority for background threads, and thread names (top -H, perf, /proc). */
 #ifndef MMR_CPU_H
 #define MMR_CPU_H
 
@@ -11,5 +11,8 @@ int mmr_cpu_count(void);
  * yields the CPU to threads at 0 when they compete and runs at full speed otherwise.
  * Returns 0, or an errno value. */
 int mmr_thread_set_nice(int nice);
+
+/* Names the calling thread (Linux keeps the first 15 bytes), e.g. "mmr-worker". */
+void mmr_thread_set_name(const char *name);
 
 #endif
