@@ -9,10 +9,11 @@
  *
  * Admission, in order: bearer token when token auth is on (UNAUTHENTICATED at once,
  * before any decoding; grpc.health.v1 is exempt so probes work unauthenticated), then
- * load: once calls have queued for a worker longer than queue_target_ms for 100 ms the
- * server is overloaded and admits only while the queue is below the target, and never
- * more than max_inflight unanswered calls; a refused call gets RESOURCE_EXHAUSTED at once
- * (it never waits behind a handler). Then, on the worker, deadline already passed
+ * load: once calls have queued for a worker longer than queue_target_ms (for 100 ms, or
+ * while they arrive faster than the workers run them) the server is overloaded and admits
+ * a call only when a worker is idle and none is queued, until the offered load falls below
+ * the workers' capacity; never more than max_inflight unanswered calls (mmr_admission.h).
+ * A refused call gets RESOURCE_EXHAUSTED at once (it never waits behind a handler). Then, on the worker, deadline already passed
  * (DEADLINE_EXCEEDED, no work done), then the handler.
  *
  * Transport: plaintext, TLS, or mutual TLS (grpc core SSL server credentials), from PEM
@@ -79,7 +80,7 @@ typedef struct mmr_server_conf {
     int threads;              /* worker threads running handlers, and as many acceptor
                                  threads (default: cores) */
     uint32_t max_inflight;    /* admitted calls not yet answered (default 256) */
-    uint32_t queue_target_ms; /* queueing delay admitted calls keep under overload
+    uint32_t queue_target_ms; /* queueing delay that, sustained, means overload
                                  (default 5 ms; see Admission above) */
     uint32_t max_message_bytes; /* largest request accepted (default 4 MiB) */
     /* TLS: all paths are PEM files; NULL or "" = unset. No tls_cert_path = plaintext. */

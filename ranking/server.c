@@ -6,15 +6,14 @@
  * Rank-sized handler, so each arriving call is matched and admitted (or refused) at once:
  * an acceptor checks the bearer token, answers Health/Check and unknown methods itself,
  * starts Health Watch streams, and hands admitted unary calls to the workers through a
- * ring. Admission bounds the queueing delay, CoDel-style (see admit_unary): once the
- * oldest queued call has waited more than queue_target_ms for a whole QUEUE_INTERVAL,
- * the server is overloaded and admits a call only while the oldest queued one has waited
- * at most the target, until the queue has stayed below it for an interval; max_inflight
+ * ring. Admission (mmr_admission.h) queues every call until the queueing delay has
+ * stayed above queue_target_ms (for 100 ms, or while calls arrive faster than the workers
+ * run them); then, overloaded, it admits a call only when a worker is idle and nothing is
+ * queued, until the offered load falls below the workers' capacity. max_inflight
  * unanswered calls is a hard bound. A refused call gets RESOURCE_EXHAUSTED from the
- * acceptor, without ever waiting behind a handler. So under sustained overload admitted
- * calls wait about the target (5 ms by default) and the excess is refused, while a short
- * stall (a busy host, a model swap) queues calls instead of refusing them. (A bound on
- * queued calls alone refused ~3% at a third of capacity on a busy 2-core host.) Workers
+ * acceptor, without ever waiting behind a handler, while a short stall (a busy host, a
+ * model swap) queues calls instead of refusing them. (A bound on queued calls alone
+ * refused ~3% at a third of capacity on a busy 2-core host.) Workers
  * block on the ring's condition variable, run the handler and queue the answer; the
  * answer's completion (TAG_DONE) comes back to an acceptor, which frees the call.
  *
@@ -46,6 +45,7 @@
 #include <unistd.h>
 
 #include "grpc/health/v1/health.pb-c.h"
+#include "mmr_admission.h"
 #include "mmr_cpu.h"
 #include "mmr_log.h"
 #include "mmr_time.h"
@@ -69,7 +69,6 @@ typedef struct method {
 } method_t;
 
 #define ARMED 64 /* requests kept posted per method, so arriving calls are matched at once */
-#define QUEUE_INTERVAL_NS 100000000LL /* queueing delay above target this long: overloaded */
 
 const double mmr_server_latency_le[MMR_SERVER_LATENCY_BUCKETS - 1] = {
     0.1, 0.25, 0.5, 1, 2, 3, 5, 10, 25, 50, 100, 250, 500, 1000, 5000};
@@ -124,9 +123,8 @@ struct mmr_server {
     call_t **q;                  /* [q_cap] */
     uint32_t q_cap, q_head, q_len;
     int q_stop;
-    int64_t q_target_ns;         /* queueing delay target */
-    int overloaded;              /* shedding state (admit_unary) */
-    int64_t above_since_ns, below_since_ns; /* 0: not above / below the target */
+    mmr_admission_t adm;         /* admission state */
+    int busy;                    /* workers running a handler */
     method_t methods[MAX_METHODS];
     int nmethods;
     int port;
@@ -263,29 +261,18 @@ static void run_unary(call_t *c) {
     grpc_slice_unref(body);
 }
 
-/* Acceptor: hands c to the workers, or refuses it at once. The queueing delay is the age
- * of the oldest queued call. Not overloaded: admit; become overloaded once the delay has
- * been above the target for QUEUE_INTERVAL (a short stall only queues). Overloaded: admit
- * only while the delay is at most the target (so admitted calls wait about the target);
- * leave once it has stayed there for QUEUE_INTERVAL. max_inflight bounds both states.
- * After a successful push c belongs to a worker and is not touched here again. */
+/* Acceptor: hands c to the workers, or refuses it at once (mmr_admission.h decides;
+ * max_inflight is a hard bound besides). After a successful push c belongs to a worker
+ * and is not touched here again. */
 static void admit_unary(call_t *c) {
     mmr_server_t *s = c->s;
     if (c->m->on_acceptor) { run_unary(c); return; }
     int admitted = 0;
     int64_t now = c->matched_ns;
     pthread_mutex_lock(&s->q_mu);
-    int above = s->q_len && now - s->q[s->q_head]->matched_ns > s->q_target_ns;
-    if (above) {
-        s->below_since_ns = 0;
-        if (!s->above_since_ns) s->above_since_ns = now;
-        if (now - s->above_since_ns >= QUEUE_INTERVAL_NS) s->overloaded = 1;
-    } else {
-        s->above_since_ns = 0;
-        if (!s->below_since_ns) s->below_since_ns = now;
-        if (now - s->below_since_ns >= QUEUE_INTERVAL_NS) s->overloaded = 0;
-    }
-    if (!(s->overloaded && above) && atomic_load(&s->inflight) < s->max_inflight) {
+    int64_t head_wait = s->q_len ? now - s->q[s->q_head]->matched_ns : 0;
+    if (mmr_admission_arrive(&s->adm, now, s->q_len, head_wait, s->busy) &&
+        atomic_load(&s->inflight) < s->max_inflight) {
         c->admitted = admitted = 1;
         atomic_fetch_add(&s->inflight, 1);
         s->q[(s->q_head + s->q_len++) % s->q_cap] = c;
@@ -705,6 +692,7 @@ static void watch_notify_all(mmr_server_t *s) {
 
 static void *acceptor_main(void *arg) {
     mmr_server_t *s = arg;
+    mmr_thread_set_name("mmr-acceptor");
     for (;;) {
         grpc_event ev = grpc_completion_queue_next(s->cq, gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
         if (ev.type == GRPC_QUEUE_SHUTDOWN) break;
@@ -739,6 +727,7 @@ static void *acceptor_main(void *arg) {
 /* Runs admitted calls from the ring until it is empty and stopping. */
 static void *worker_main(void *arg) {
     mmr_server_t *s = arg;
+    mmr_thread_set_name("mmr-worker");
     pthread_mutex_lock(&s->q_mu);
     for (;;) {
         while (!s->q_len && !s->q_stop) pthread_cond_wait(&s->q_cv, &s->q_mu);
@@ -746,9 +735,14 @@ static void *worker_main(void *arg) {
         call_t *c = s->q[s->q_head];
         s->q_head = (s->q_head + 1) % s->q_cap;
         s->q_len--;
+        s->busy++;
         pthread_mutex_unlock(&s->q_mu);
+        int64_t t0 = mmr_mono_ns();
         run_unary(c);
+        int64_t took = mmr_mono_ns() - t0;
         pthread_mutex_lock(&s->q_mu);
+        s->busy--;
+        mmr_admission_ran(&s->adm, took);
     }
     pthread_mutex_unlock(&s->q_mu);
     return NULL;
@@ -793,7 +787,8 @@ mmr_status_t mmr_server_new(const mmr_server_conf_t *conf, mmr_server_t **out, m
     s->nworkers = conf->threads > 0 ? conf->threads : mmr_cpu_count();
     s->max_inflight = conf->max_inflight ? conf->max_inflight : 256;
     s->q_cap = s->max_inflight;
-    s->q_target_ns = (int64_t)(conf->queue_target_ms ? conf->queue_target_ms : 5) * 1000000;
+    mmr_admission_init(&s->adm, (int64_t)(conf->queue_target_ms ? conf->queue_target_ms : 5) * 1000000,
+                       s->nworkers);
     /* SO_REUSEPORT off: a second daemon on the same port must fail, not share traffic. */
     grpc_arg args[3] = {
         {.type = GRPC_ARG_INTEGER, .key = GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH,

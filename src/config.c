@@ -47,7 +47,7 @@ static const opt_t opts[] = {
     {"grpc.listen", T_STR, "127.0.0.1:50051", 0, 0, 0, O(grpc_listen), "gRPC address; port 0 picks a free port"},
     {"grpc.threads", T_INT, "0", 0, 256, 0, O(grpc_threads), "worker threads running handlers, and as many acceptor threads (0 = the CPUs mmrecd may run on)"},
     {"grpc.max_inflight", T_INT, "256", 1, 1000000, 0, O(grpc_max_inflight), "admitted concurrent calls; above it RESOURCE_EXHAUSTED"},
-    {"grpc.queue_target_ms", T_INT, "5", 1, 60000, 0, O(grpc_queue_target_ms), "queueing delay admitted calls keep under overload; calls beyond it get RESOURCE_EXHAUSTED at once"},
+    {"grpc.queue_target_ms", T_INT, "5", 1, 60000, 0, O(grpc_queue_target_ms), "queueing delay that, sustained, means overload: then a call is admitted only when a worker is idle, the rest get RESOURCE_EXHAUSTED at once"},
     {"grpc.max_message_bytes", T_INT, "4194304", 1024, 268435456, 0, O(grpc_max_message_bytes), "largest request accepted"},
     {"grpc.tls_cert", T_STR, "", 0, 0, 0, O(grpc_tls_cert), "server certificate chain (PEM file); empty = plaintext gRPC"},
     {"grpc.tls_key", T_STR, "", 0, 0, 0, O(grpc_tls_key), "private key of grpc.tls_cert (PEM file)"},
