@@ -1,41 +1,50 @@
 /* admission.c — admission control of the worker queue (see mmr_admission.h). */
 #include "mmr_admission.h"
 
-#define QUEUE_INTERVAL_NS 100000000LL /* delay above target this long: overloaded */
-#define HOT_WINDOW_NS 20000000LL      /* ...or above it while this window's offered load > 1 */
+#define WINDOW_NS 100000000LL /* offered load measured over this to end the overload */
+#define HOT_NS 20000000LL     /* ...and over this to start it */
+#define MILD 1.5              /* overloaded below this offered load: one queued call per worker */
 
 void mmr_admission_init(mmr_admission_t *a, int64_t target_ns, int workers) {
     *a = (mmr_admission_t){.target_ns = target_ns, .workers = workers > 0 ? workers : 1};
 }
 
 static double offered_load(const mmr_admission_t *a, uint64_t arrivals, int64_t ns) {
-    return (double)arrivals * (double)a->run_ns / ((double)a->workers * (double)ns);
+    return ns > 0 ? (double)arrivals * (double)a->run_ns / ((double)a->workers * (double)ns) : 0;
 }
 
 int mmr_admission_arrive(mmr_admission_t *a, int64_t now, uint32_t q_len, int64_t head_wait_ns,
                          int busy) {
-    if (!a->win_start_ns) a->win_start_ns = a->hot_start_ns = now;
+    if (!a->started) a->started = 1, a->win_start_ns = a->hot_start_ns = now;
     a->win_arrivals++;
     a->hot_arrivals++;
-    if (now - a->hot_start_ns >= HOT_WINDOW_NS) {
-        a->hot = offered_load(a, a->hot_arrivals, now - a->hot_start_ns) > 1;
+    if (now - a->hot_start_ns >= HOT_NS) {
+        a->hot_load = offered_load(a, a->hot_arrivals, now - a->hot_start_ns);
         a->hot_start_ns = now;
         a->hot_arrivals = 0;
     }
     int64_t expect = (int64_t)q_len * a->run_ns / a->workers;
-    int64_t delay = q_len ? (head_wait_ns > expect ? head_wait_ns : expect) : 0;
-    if (delay <= a->target_ns) a->above_since_ns = 0;
-    else if (!a->above_since_ns) a->above_since_ns = now;
-    if (a->above_since_ns && (a->hot || now - a->above_since_ns >= QUEUE_INTERVAL_NS)) a->overloaded = 1;
-    if (now - a->win_start_ns >= QUEUE_INTERVAL_NS) {
+    int64_t delay = head_wait_ns > expect ? head_wait_ns : expect;
+    if (!a->overloaded && q_len && delay > a->target_ns && a->hot_load > 1) {
+        a->overloaded = 1; /* the exit window starts with the overload */
+        a->win_start_ns = now;
+        a->win_arrivals = 1;
+    } else if (now - a->win_start_ns >= WINDOW_NS) {
         if (a->overloaded && offered_load(a, a->win_arrivals, now - a->win_start_ns) < 1)
-            a->overloaded = 0, a->above_since_ns = 0;
+            a->overloaded = 0;
         a->win_start_ns = now;
         a->win_arrivals = 0;
     }
-    return !a->overloaded || (q_len == 0 && busy < a->workers);
+    if (!a->overloaded) return 1;
+    int room = a->hot_load < MILD ? 2 * a->workers : a->workers; /* calls running or queued */
+    return (int)q_len + busy < room;
 }
 
 void mmr_admission_ran(mmr_admission_t *a, int64_t took_ns) {
-    a->run_ns = a->run_ns ? a->run_ns + (took_ns - a->run_ns) / 8 : took_ns;
+    if (!a->run_ns) { a->run_ns = took_ns > 0 ? took_ns : 1; return; }
+    /* one stalled call (or one answered at once) moves the average by at most a third */
+    int64_t lo = a->run_ns / 4, hi = 4 * a->run_ns;
+    int64_t t = took_ns < lo ? lo : took_ns > hi ? hi : took_ns;
+    a->run_ns += (t - a->run_ns) / 8;
+    if (a->run_ns < 1) a->run_ns = 1;
 }

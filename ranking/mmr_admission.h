@@ -3,25 +3,31 @@
  * (RESOURCE_EXHAUSTED). Pure bookkeeping over timestamps, no clock and no lock: the
  * server (server.c) calls it under its queue lock; tests drive it with made-up times.
  *
- * The queueing delay is the larger of the oldest queued call's age and the wait a call
+ * The queueing delay is the larger of the oldest queued call's wait and the wait a call
  * queued now can expect (queue length times a handler's average run time, over the
  * workers). The offered load of a window is its arrivals times that average run time,
  * over the workers and the window's length: above 1, calls come faster than the workers
- * run them.
+ * can run them. The average is clamped per call (a quarter to 4 times the current one), so
+ * one stalled handler or one call answered at once hardly moves it.
  *   - Not overloaded: every call is admitted (queued). The state becomes overloaded when
- *     the delay has been above the target for QUEUE_INTERVAL (100 ms), or is above it
- *     while the offered load of the last 20 ms is above 1. A stall at moderate load
- *     (a model swap, a busy host) only queues calls.
- *   - Overloaded: a call is admitted only when a worker is idle and nothing is queued, so
- *     an admitted call waits behind no other and the workers leave CPU to the threads
- *     that refuse the excess. The state ends when the offered load of a QUEUE_INTERVAL
- *     window is below 1.
- * Why not a delay target under overload as well: on one busy CPU at 3x capacity,
- * admitting while the expected wait stayed within 1 ms kept the worker always busy, and
- * what CPU it left the acceptor (refusing two calls of three through grpc) was too
- * little: admitted p99 10 ms, against 4.6 ms with the rule above. Leaving the state when
- * the queue had merely stayed short let each following interval admit the whole offered
- * load; admitted calls then waited up to 150 ms (docs/RELIABILITY.md, Overload). */
+ *     the delay is above the target while the offered load of the last 20 ms is above 1.
+ *     A stall at moderate load (a model swap, a slow call, a busy host) only queues
+ *     calls, however long it lasts (max_inflight, in the server, bounds the queue).
+ *   - Overloaded: a call is admitted only while fewer than `workers` calls are running or
+ *     queued, i.e. only to an idle worker, so an admitted call waits behind no other and
+ *     the workers leave CPU to the threads that refuse the excess; when the last 20 ms
+ *     offered at most 1.5 times the capacity, up to 2 x `workers` (one waiting call per
+ *     worker), so a mild overload does not cut the served rate to about half. The state
+ *     ends when the offered load of a 100 ms window (the first one starting with the
+ *     overload) is below 1.
+ * Why not a delay target under overload: on one busy CPU at 3x capacity, admitting while
+ * the expected wait stayed within 1 ms kept the worker always busy, and what CPU it left
+ * the acceptor (refusing two calls of three through grpc) was too little: admitted p99
+ * 10 ms, against 2.6-2.9 ms with the rule above. Ending the state when the queue had
+ * merely stayed short let each following interval admit the whole offered load; admitted
+ * calls then waited up to 150 ms (docs/RELIABILITY.md, Overload).
+ * The price: only-to-an-idle-worker is a loss system, so at 3x a worker is busy about 3/4
+ * of the time (1 worker) instead of all of it. */
 #ifndef MMR_ADMISSION_H
 #define MMR_ADMISSION_H
 
@@ -31,13 +37,13 @@ typedef struct mmr_admission {
     int64_t target_ns;      /* queueing delay target */
     int workers;
     int overloaded;
-    int64_t above_since_ns; /* delay above the target since; 0: not above */
-    int64_t win_start_ns;   /* offered-load windows: QUEUE_INTERVAL and 20 ms */
+    int started;            /* a call has arrived: the windows run */
+    int64_t win_start_ns;   /* offered-load windows: 100 ms (to end the overload) */
     uint64_t win_arrivals;
-    int64_t hot_start_ns;
+    int64_t hot_start_ns;   /* ...and 20 ms (to start it) */
     uint64_t hot_arrivals;
-    int hot;                /* offered load above 1 in the last 20 ms window */
-    int64_t run_ns;         /* moving average of a handler's run time */
+    double hot_load;        /* offered load of the last complete 20 ms window */
+    int64_t run_ns;         /* moving average of a handler's run time; 0: none ran yet */
 } mmr_admission_t;
 
 void mmr_admission_init(mmr_admission_t *a, int64_t target_ns, int workers);

@@ -9,12 +9,13 @@
  *
  * Admission, in order: bearer token when token auth is on (UNAUTHENTICATED at once,
  * before any decoding; grpc.health.v1 is exempt so probes work unauthenticated), then
- * load: once calls have queued for a worker longer than queue_target_ms (for 100 ms, or
- * while they arrive faster than the workers run them) the server is overloaded and admits
- * a call only when a worker is idle and none is queued, until the offered load falls below
- * the workers' capacity; never more than max_inflight unanswered calls (mmr_admission.h).
- * A refused call gets RESOURCE_EXHAUSTED at once (it never waits behind a handler). Then, on the worker, deadline already passed
- * (DEADLINE_EXCEEDED, no work done), then the handler.
+ * load: once calls wait for a worker longer than queue_target_ms while they arrive faster
+ * than the workers run them, the server is overloaded and admits a call only to an idle
+ * worker (one waiting call per worker in a mild overload), until the offered load falls
+ * below the workers' capacity; never more than max_inflight unanswered calls
+ * (mmr_admission.h). A refused call gets RESOURCE_EXHAUSTED at once (it never waits behind
+ * a handler). Then, on the worker, deadline already passed (DEADLINE_EXCEEDED, no work
+ * done), then the handler.
  *
  * Transport: plaintext, TLS, or mutual TLS (grpc core SSL server credentials), from PEM
  * files read once by mmr_server_new. */

@@ -6,14 +6,14 @@
  * Rank-sized handler, so each arriving call is matched and admitted (or refused) at once:
  * an acceptor checks the bearer token, answers Health/Check and unknown methods itself,
  * starts Health Watch streams, and hands admitted unary calls to the workers through a
- * ring. Admission (mmr_admission.h) queues every call until the queueing delay has
- * stayed above queue_target_ms (for 100 ms, or while calls arrive faster than the workers
- * run them); then, overloaded, it admits a call only when a worker is idle and nothing is
- * queued, until the offered load falls below the workers' capacity. max_inflight
+ * ring. Admission (mmr_admission.h) queues every call until the queueing delay is above
+ * queue_target_ms while calls arrive faster than the workers run them; then, overloaded,
+ * it admits a call only to an idle worker (one waiting call per worker in a mild
+ * overload), until the offered load falls below the workers' capacity. max_inflight
  * unanswered calls is a hard bound. A refused call gets RESOURCE_EXHAUSTED from the
- * acceptor, without ever waiting behind a handler, while a short stall (a busy host, a
- * model swap) queues calls instead of refusing them. (A bound on queued calls alone
- * refused ~3% at a third of capacity on a busy 2-core host.) Workers
+ * acceptor, without ever waiting behind a handler, while a stall at moderate load (a busy
+ * host, a model swap) queues calls instead of refusing them. (A bound on queued calls
+ * alone refused ~3% at a third of capacity on a busy 2-core host.) Workers
  * block on the ring's condition variable, run the handler and queue the answer; the
  * answer's completion (TAG_DONE) comes back to an acceptor, which frees the call.
  *

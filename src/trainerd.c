@@ -150,7 +150,7 @@ static void publish_job(mmr_trainerd_t *td, pub_job_t *job) {
 
 /* Names the thread mmr-WHO; background threads yield the CPU to serving when they
  * compete (trainer.nice). */
-static void set_nice(const mmr_trainerd_t *td, const char *who) {
+static void thread_setup(const mmr_trainerd_t *td, const char *who) {
     char name[16];
     snprintf(name, sizeof name, "mmr-%s", who);
     mmr_thread_set_name(name);
@@ -160,7 +160,7 @@ static void set_nice(const mmr_trainerd_t *td, const char *who) {
 
 static void *publisher_main(void *arg) {
     mmr_trainerd_t *td = arg;
-    set_nice(td, "publisher");
+    thread_setup(td, "publisher");
     pthread_mutex_lock(&td->pub_mu);
     for (;;) {
         while (!td->job.snap && !td->pub_quit) pthread_cond_wait(&td->pub_cv, &td->pub_mu);
@@ -237,7 +237,7 @@ static void checkpoint(mmr_trainerd_t *td) {
 
 static void *trainer_main(void *arg) {
     mmr_trainerd_t *td = arg;
-    set_nice(td, "trainer");
+    thread_setup(td, "trainer");
     td->last_publish_ms = td->last_checkpoint_ms = mmr_now_ms();
     while (!atomic_load(&td->stop)) {
         mmr_err_t err = {0};
