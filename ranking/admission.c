@@ -45,6 +45,5 @@ void mmr_admission_ran(mmr_admission_t *a, int64_t took_ns) {
     /* one stalled call (or one answered at once) moves the average by at most a third */
     int64_t lo = a->run_ns / 4, hi = 4 * a->run_ns;
     int64_t t = took_ns < lo ? lo : took_ns > hi ? hi : took_ns;
-    a->run_ns += (t - a->run_ns) / 8;
-    if (a->run_ns < 1) a->run_ns = 1;
+    a->run_ns += (t - a->run_ns) / 8; /* stays >= 1: t >= run_ns / 4 */
 }

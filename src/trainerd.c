@@ -2,7 +2,6 @@
 #include "mmr_trainerd.h"
 
 #include <errno.h>
-#include <stdio.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -148,19 +147,17 @@ static void publish_job(mmr_trainerd_t *td, pub_job_t *job) {
     pthread_mutex_unlock(&td->pub_mu);
 }
 
-/* Names the thread mmr-WHO; background threads yield the CPU to serving when they
- * compete (trainer.nice). */
-static void thread_setup(const mmr_trainerd_t *td, const char *who) {
-    char name[16];
-    snprintf(name, sizeof name, "mmr-%s", who);
+/* Names the thread; background threads yield the CPU to serving when they compete
+ * (trainer.nice). */
+static void thread_setup(const mmr_trainerd_t *td, const char *name) {
     mmr_thread_set_name(name);
     int e = td->conf.nice ? mmr_thread_set_nice(td->conf.nice) : 0;
-    if (e) mmr_log(MMR_LOG_WARN, LOG_MOD, "%s thread: nice %d: %s", who, td->conf.nice, strerror(e));
+    if (e) mmr_log(MMR_LOG_WARN, LOG_MOD, "%s thread: nice %d: %s", name, td->conf.nice, strerror(e));
 }
 
 static void *publisher_main(void *arg) {
     mmr_trainerd_t *td = arg;
-    thread_setup(td, "publisher");
+    thread_setup(td, "mmr-publisher");
     pthread_mutex_lock(&td->pub_mu);
     for (;;) {
         while (!td->job.snap && !td->pub_quit) pthread_cond_wait(&td->pub_cv, &td->pub_mu);
@@ -237,7 +234,7 @@ static void checkpoint(mmr_trainerd_t *td) {
 
 static void *trainer_main(void *arg) {
     mmr_trainerd_t *td = arg;
-    thread_setup(td, "trainer");
+    thread_setup(td, "mmr-trainer");
     td->last_publish_ms = td->last_checkpoint_ms = mmr_now_ms();
     while (!atomic_load(&td->stop)) {
         mmr_err_t err = {0};
