@@ -9,8 +9,12 @@
  * holds (with overlapping blocks, any two modalities pinned the topic and ablations were
  * within noise of each other), and modalities are missing per item (present with p = 0.9,
  * 0.8, 0.6): removing any one modality loses signal for a content model.
- * Exposure: an item's chance to fill a slate slot is Zipf (exponent 0.7) over a random
- * popularity order, independent of its topic.
+ * With --topic-factors T,I,V the T·I·V topics are combinations of one value of a text
+ * factor (its vector fills blocks A B of the centre), an image factor (C) and a video factor
+ * (D); each factor's values are centred, so they anti-correlate. Then one modality tells
+ * only its factor apart and only all three the topic.
+ * Exposure: an item's chance to fill a slate slot is Zipf (exponent --exposure-zipf, 0.7;
+ * 0 is uniform: random slates) over a random popularity order, independent of its topic.
  *
  * Users: two favourite topics and a personal deviation: p = c_f0 + c_f1 + 0.6·g_u. At a
  * point drawn per user in [0.3, 0.7] of the log, f1 is replaced by another topic (drift).
@@ -50,9 +54,9 @@
 #define SLATE 10
 #define ITEM_SPREAD 0.6
 #define USER_SPREAD 0.6
-#define ZIPF 0.7
 #define ALPHA 5.0        /* click logit = ALPHA·(p·z)/LATENT + BETA */
 #define BETA (-4.5)
+#define MAX_FACTOR 16     /* values per modality's topic factor */
 #define ORACLE_MIN_POSITIVES 3
 #define EMPTY_KEY UINT64_MAX
 
@@ -79,6 +83,8 @@ typedef struct pairset {
 
 typedef struct gen {
     long users, items, topics, events, written;
+    int factors[MMR_MODALITY_COUNT]; /* topic factor values per modality; 0: topics unfactored */
+    double zipf;                     /* exposure exponent */
     uint64_t seed;
     int dims[MMR_MODALITY_COUNT];
     int64_t start_ms;
@@ -153,9 +159,38 @@ static void write_emb(FILE *f, const gen_t *g, int m, const float *z, uint64_t *
     fputc(']', f);
 }
 
+/* Topic centres. Factored: factor vectors per modality (each on the modality's blocks) and
+ * topic t = digits (a, b, c) of t in base (factors[0], factors[1], factors[2]) takes the text
+ * factor a's coordinates on blocks A B, the image factor b's on C, the video factor c's on D. */
+static void gen_centers(gen_t *g, uint64_t *rng) {
+    if (!g->factors[0]) {
+        for (long i = 0; i < g->topics * LATENT; i++) g->center[i] = (float)rng_gauss(rng);
+        return;
+    }
+    float f[MMR_MODALITY_COUNT][MAX_FACTOR][LATENT];
+    for (int m = 0; m < MMR_MODALITY_COUNT; m++)
+        for (int v = 0; v < g->factors[m]; v++)
+            for (int c = 0; c < LATENT; c++) f[m][v][c] = (float)rng_gauss(rng);
+    for (int m = 0; m < MMR_MODALITY_COUNT; m++) /* centred and rescaled: values of one factor anti-correlate */
+        for (int c = 0; c < LATENT && g->factors[m] > 1; c++) {
+            double mean = 0, scale = sqrt((double)g->factors[m] / (g->factors[m] - 1));
+            for (int v = 0; v < g->factors[m]; v++) mean += f[m][v][c] / g->factors[m];
+            for (int v = 0; v < g->factors[m]; v++) f[m][v][c] = (float)((f[m][v][c] - mean) * scale);
+        }
+    for (long t = 0; t < g->topics; t++) {
+        long digit[MMR_MODALITY_COUNT] = {t % g->factors[0], t / g->factors[0] % g->factors[1],
+                                          t / g->factors[0] / g->factors[1]};
+        for (int c = 0; c < LATENT; c++) {
+            int m = 0;
+            while (!(blocks[m] >> (c / BLOCK) & 1)) m++;
+            g->center[t * LATENT + c] = f[m][digit[m]][c];
+        }
+    }
+}
+
 /* Topics, modality maps, items (written to fi) and their exposure. */
 static void gen_catalog(gen_t *g, FILE *fi, uint64_t *rng) {
-    for (long i = 0; i < g->topics * LATENT; i++) g->center[i] = (float)rng_gauss(rng);
+    gen_centers(g, rng);
     for (int m = 0; m < MMR_MODALITY_COUNT; m++) {
         int seen = __builtin_popcount(blocks[m]) * BLOCK;
         for (long i = 0; i < (long)g->dims[m] * LATENT; i++) {
@@ -184,9 +219,9 @@ static void gen_catalog(gen_t *g, FILE *fi, uint64_t *rng) {
         g->by_pop[k] = t;
     }
     double total = 0;
-    for (long r = 0; r < g->items; r++) g->cdf[r] = total += pow((double)r + 1, -ZIPF);
+    for (long r = 0; r < g->items; r++) g->cdf[r] = total += pow((double)r + 1, -g->zipf);
     for (long r = 0; r < g->items; r++) {
-        g->inv_w[g->by_pop[r]] = (float)(total / pow((double)r + 1, -ZIPF));
+        g->inv_w[g->by_pop[r]] = (float)(total / pow((double)r + 1, -g->zipf));
         g->cdf[r] /= total;
     }
     g->cdf[g->items - 1] = 1.0;
@@ -367,13 +402,14 @@ static int write_meta(const gen_t *g, const char *path) {
         json_object_set_new(mods, modality[m], json_pack("{s:i, s:f, s:f, s:o}", "dim", g->dims[m], "present",
                                                          present[m], "noise", noise[m], "latent_blocks", seen));
     }
+    json_t *factors = g->factors[0] ? json_pack("[i, i, i]", g->factors[0], g->factors[1], g->factors[2]) : json_null();
     json_t *root = json_pack(
-        "{s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:o, s:i, s:i, s:f, s:f, s:f, s:i, s:{s:f, s:f}, s:[f, f]}",
+        "{s:s, s:I, s:I, s:I, s:I, s:o, s:I, s:I, s:I, s:o, s:i, s:i, s:f, s:f, s:f, s:i, s:{s:f, s:f}, s:[f, f]}",
         "generator", "mmrec gen", "seed", (json_int_t)g->seed, "users", (json_int_t)g->users, "items",
-        (json_int_t)g->items, "topics", (json_int_t)g->topics, "events_requested", (json_int_t)g->events,
+        (json_int_t)g->items, "topics", (json_int_t)g->topics, "topic_factors", factors, "events_requested", (json_int_t)g->events,
         "events_written", (json_int_t)g->written, "start_ms", (json_int_t)g->start_ms, "modalities", mods,
         "latent_dim", LATENT, "latent_block", BLOCK, "item_spread", ITEM_SPREAD, "user_spread", USER_SPREAD,
-        "exposure_zipf", ZIPF, "slate", SLATE, "click_logit", "alpha", ALPHA, "beta", BETA, "drift_fraction", 0.3, 0.7);
+        "exposure_zipf", g->zipf, "slate", SLATE, "click_logit", "alpha", ALPHA, "beta", BETA, "drift_fraction", 0.3, 0.7);
     int rc = json_dump_file(root, path, JSON_INDENT(2) | JSON_REAL_PRECISION(6)) == 0 ? 0 : -1;
     if (rc) fprintf(stderr, "mmrec gen: cannot write %s\n", path);
     json_decref(root);
@@ -402,22 +438,41 @@ static FILE *open_out(const char *dir, const char *name) {
     return f;
 }
 
+/* --topic-factors T,I,V into g (topics = T·I·V), checked against --topics. Returns 0 or -1. */
+static int parse_factors(gen_t *g, const char *arg, const char *topics) {
+    int *f = g->factors;
+    if (!arg) return 0;
+    char end;
+    if (sscanf(arg, "%d,%d,%d%c", &f[0], &f[1], &f[2], &end) != 3) return -1;
+    for (int m = 0; m < MMR_MODALITY_COUNT; m++)
+        if (f[m] < 1 || f[m] > MAX_FACTOR) return -1;
+    g->topics = (long)f[0] * f[1] * f[2];
+    return topics && atol(topics) != g->topics ? -1 : 0;
+}
+
 int mmr_cli_gen(int argc, char **argv) {
-    static const char *const valued[] = {"out", "users", "items", "topics", "events", "seed", "dims", "start-ms", NULL};
+    static const char *const valued[] = {"out",    "users", "items",    "topics",        "topic-factors",
+                                         "events", "seed",  "dims",     "exposure-zipf", "start-ms", NULL};
     if (!mmr_cli_check_opts(argc, argv, valued, NULL)) return 2;
-    const char *out = mmr_cli_opt(argc, argv, "out", NULL);
+    const char *out = mmr_cli_opt(argc, argv, "out", NULL), *topics = mmr_cli_opt(argc, argv, "topics", NULL);
     gen_t g = {.users = atol(mmr_cli_opt(argc, argv, "users", "1000")),
                .items = atol(mmr_cli_opt(argc, argv, "items", "500")),
-               .topics = atol(mmr_cli_opt(argc, argv, "topics", "10")),
+               .topics = atol(topics ? topics : "10"),
                .events = atol(mmr_cli_opt(argc, argv, "events", "100000")),
                .seed = strtoull(mmr_cli_opt(argc, argv, "seed", "42"), NULL, 10),
                .start_ms = strtoll(mmr_cli_opt(argc, argv, "start-ms", "1767225600000"), NULL, 10)}; /* 2026-01-01 */
-    if (!out || g.users < 1 || g.users > INT32_MAX || g.items < SLATE || g.items > INT32_MAX || g.topics < 2 ||
-        g.events < 1 ||
+    const char *zipf = mmr_cli_opt(argc, argv, "exposure-zipf", "0.7");
+    char *zipf_end;
+    g.zipf = strtod(zipf, &zipf_end);
+    if (!out || zipf_end == zipf || *zipf_end || g.users < 1 || g.users > INT32_MAX || g.items < SLATE || g.items > INT32_MAX ||
+        parse_factors(&g, mmr_cli_opt(argc, argv, "topic-factors", NULL), topics) || g.topics < 2 ||
+        g.events < 1 || !(g.zipf >= 0 && g.zipf <= 4) ||
         sscanf(mmr_cli_opt(argc, argv, "dims", "384,512,512"), "%d,%d,%d", &g.dims[0], &g.dims[1], &g.dims[2]) != 3 ||
         g.dims[0] < 1 || g.dims[1] < 1 || g.dims[2] < 1) {
-        fprintf(stderr, "usage: mmrec gen --out DIR [--users N>=1] [--items N>=10] [--topics N>=2] "
-                        "[--events N>=1] [--seed S] [--dims T,I,V] [--start-ms MS]\n");
+        fprintf(stderr, "usage: mmrec gen --out DIR [--users N>=1] [--items N>=10] [--topics N>=2 | "
+                        "--topic-factors T,I,V (1..%d each, product >= 2)] [--events N>=1] [--seed S] "
+                        "[--dims T,I,V] [--exposure-zipf E (0..4)] [--start-ms MS]\n",
+                MAX_FACTOR);
         return 2;
     }
     if (mkdir(out, 0755) != 0 && errno != EEXIST) {

@@ -1,9 +1,11 @@
 /* test_cli_gen.c — `mmrec gen` (path of the mmrec binary in argv[1]): the same seed gives
  * byte-identical files, another seed different ones; the output reads back through the
- * replay readers with no bad line; meta.json and oracle.json hold what docs/REPLAY.md says. */
+ * replay readers with no bad line; meta.json and oracle.json hold what docs/REPLAY.md says;
+ * --topic-factors and --exposure-zipf reach the data, and bad values are refused. */
 #include <jansson.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "check.h"
@@ -15,11 +17,57 @@ static const char *const files[] = {"items.jsonl", "events.tsv", "meta.json", "o
 
 static char root[] = "/tmp/mmrec-gen-XXXXXX";
 
-static void gen(const char *mmrec, const char *sub, int seed) {
+/* Exit status of `mmrec gen` into root/sub; topics is "--topics N" or "--topic-factors ...". */
+static int gen_with(const char *mmrec, const char *sub, int seed, const char *topics) {
     char cmd[1024];
-    snprintf(cmd, sizeof cmd, "%s gen --out %s/%s --users 150 --items 80 --topics 5 --events 8000 "
-                              "--dims 8,6,4 --seed %d >/dev/null", mmrec, root, sub, seed);
-    CHECK_MSG(system(cmd) == 0, "%s", cmd);
+    snprintf(cmd, sizeof cmd, "%s gen --out %s/%s --users 150 --items 80 %s --events 8000 "
+                              "--dims 8,6,4 --seed %d >/dev/null 2>&1", mmrec, root, sub, topics, seed);
+    int rc = system(cmd);
+    return WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
+}
+
+static void gen(const char *mmrec, const char *sub, int seed) {
+    CHECK_MSG(gen_with(mmrec, sub, seed, "--topics 5") == 0, "gen %s", sub);
+}
+
+/* Factored topics: 3·2·2 = 12 of them, uniform exposure (so exposure alone ranks nothing
+ * above the target); what the options say is in meta.json; bad values exit 2. */
+static void check_options(const char *mmrec) {
+    CHECK(gen_with(mmrec, "f", 11, "--topic-factors 3,2,2 --exposure-zipf 0") == 0);
+    char path[512];
+    json_error_t jerr;
+    snprintf(path, sizeof path, "%s/f/meta.json", root);
+    json_t *meta = json_load_file(path, 0, &jerr);
+    CHECK_MSG(meta, "%s: %s", path, jerr.text);
+    json_t *f = json_object_get(meta, "topic_factors");
+    CHECK(json_integer_value(json_object_get(meta, "topics")) == 12 && json_array_size(f) == 3 &&
+          json_integer_value(json_array_get(f, 0)) == 3 && json_integer_value(json_array_get(f, 2)) == 2);
+    CHECK(json_real_value(json_object_get(meta, "exposure_zipf")) == 0.0);
+    json_decref(meta);
+    snprintf(path, sizeof path, "%s/f/oracle.json", root);
+    json_t *oracle = json_load_file(path, 0, &jerr);
+    CHECK_MSG(oracle, "%s: %s", path, jerr.text);
+    json_t *exposure = json_object_get(json_object_get(oracle, "exposure_only"), "recall");
+    CHECK(json_real_value(json_object_get(exposure, "50")) == 0.0); /* all tie, pessimistically */
+    json_decref(oracle);
+    snprintf(path, sizeof path, "%s/f/items.jsonl", root);
+    FILE *fi = fopen(path, "r");
+    CHECK(fi);
+    char line[8192];
+    int max_topic = -1;
+    while (fgets(line, sizeof line, fi)) {
+        int t = atoi(strstr(line, "\"topic\":") + 8);
+        if (t > max_topic) max_topic = t;
+    }
+    fclose(fi);
+    CHECK_MSG(max_topic > 6 && max_topic < 12, "topic %d", max_topic);
+    static const char *const bad[] = {"--topic-factors 3,3", "--topic-factors 0,3,3", "--topic-factors 17,1,1",
+                                      "--topic-factors 1,1,1", "--topic-factors 3,3,3 --topics 10",
+                                      "--exposure-zipf -1", "--exposure-zipf x", "--exposure-zipf 1e9"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+        CHECK_MSG(gen_with(mmrec, "bad", 11, bad[i]) == 2, "%s accepted", bad[i]);
+    printf("ok --topic-factors 3,2,2: 12 topics in meta.json and items; --exposure-zipf 0: exposure ranks "
+           "nothing; %zu bad values exit 2\n", sizeof bad / sizeof bad[0]);
 }
 
 static uint32_t file_crc(const char *sub, const char *name) {
@@ -94,6 +142,7 @@ int main(int argc, char **argv) {
     }
     printf("ok deterministic: same seed, same 4 files; another seed, other data\n");
     check_readable();
+    check_options(argv[1]);
 
     json_t *meta = load_json("meta.json"), *oracle = load_json("oracle.json");
     CHECK(json_integer_value(json_object_get(meta, "seed")) == 11 && json_integer_value(json_object_get(meta, "events_written")) == 8000);
