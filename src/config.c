@@ -41,6 +41,7 @@ static const opt_t opts[] = {
     {"ingest.batch_max", T_INT, "1000", 1, 1000000, 0, O(ingest_batch_max), "events per RocksDB WriteBatch"},
     {"ingest.batch_ms", T_INT, "50", 1, 60000, 0, O(ingest_batch_ms), "longest wait to fill a batch (ms)"},
     {"ingest.queue_max", T_INT, "0", 0, 10000000, 0, O(ingest_queue_max), "messages queued for the store writer; when full, polling waits (0 = 4 x batch_max)"},
+    {"ingest.pause_after_ms", T_INT, "1000", 1, 3600000, 0, O(ingest_pause_after_ms), "the store writer takes nothing from its full queue this long: pause the partitions and keep polling until the queue is half empty"},
     {"impressions.topic", T_STR, "mmrec.impressions", 0, 0, 0, O(impressions_topic), "topic each served ranking is logged to (key = user_id); empty = off"},
     {"impressions.max_buffered", T_INT, "100000", 100, 10000000, 0, O(impressions_max_buffered), "impressions held locally while Kafka is unreachable; beyond it they are dropped and counted"},
     {"serve.enabled", T_BOOL, "true", 0, 1, 0, O(serve_enabled), "run the gRPC ranking service"},

@@ -32,6 +32,7 @@ typedef struct mmr_config {
     long ingest_batch_max;
     long ingest_batch_ms;
     long ingest_queue_max;
+    long ingest_pause_after_ms;
     char *impressions_topic;
     long impressions_max_buffered;
     long serve_enabled;

@@ -302,6 +302,7 @@ static mmr_status_t start(daemon_state_t *d, mmr_err_t *err) {
                                                              : MMR_INGEST_FORMAT_PROTOBUF,
             .batch_max = (uint32_t)c->ingest_batch_max, .batch_ms = (uint32_t)c->ingest_batch_ms,
             .queue_max = (uint32_t)c->ingest_queue_max,
+            .pause_after_ms = (uint32_t)c->ingest_pause_after_ms,
             .kafka_props = (const char *const *)c->kafka_props, .n_kafka_props = c->n_kafka_props,
         };
         if ((st = mmr_ingest_new(&ic, d->fs, &d->ing, err)) != MMR_OK) return st;

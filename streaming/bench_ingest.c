@@ -157,7 +157,8 @@ int main(int argc, char **argv) {
            ITEMS, batch);
     printf("raw fstore WriteBatch      %.0f events/s (%.2f s)\n", raw_rate, raw_s);
     printf("produce to Kafka           %.0f events/s (%.2f s, not part of the ratio)\n", n / produce_s, produce_s);
-    printf("Kafka -> store (mmr_ingest) %.0f events/s (%.2f s after %.2f s group join)\n", ingest_rate, ingest_s, join_s);
+    printf("Kafka -> store (mmr_ingest) %.0f events/s (%.2f s after %.2f s group join; %llu pauses)\n", ingest_rate,
+           ingest_s, join_s, (unsigned long long)st.pauses);
     printf("ingest / raw               %.2f\n", ingest_rate / raw_rate);
     printf("produce-to-visible         p50 %.1f ms  p99 %.1f ms  max %.1f ms (%d sequential events)\n",
            lat[LATENCY_SAMPLES / 2] / 1e6, lat[LATENCY_SAMPLES * 99 / 100] / 1e6,

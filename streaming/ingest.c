@@ -9,12 +9,23 @@
  *     each partition's start offset in order with its messages.
  *   - The writer thread owns the open batch and the partition table: it decodes, dead-
  *     letters, batches, writes the store, commits Kafka offsets and, after a failure,
- *     seeks back (librdkafka's seek, commit and pause calls are thread-safe). While it
- *     backs off after a failed write, the partitions are paused (librdkafka stops fetching
- *     and drops its prefetch), and resumed for the retry. Pausing on a merely full queue
- *     was tried: each resume re-fetches what the pause dropped, and catching up ran at a
- *     twentieth of the store's rate. The DLQ delivery callback runs inside its
- *     rd_kafka_poll/flush of the producer.
+ *     seeks back (librdkafka's seek and commit calls are thread-safe). The DLQ delivery
+ *     callback runs inside its rd_kafka_poll/flush of the producer.
+ * Pausing: the consumer thread pauses every owned partition while the writer backs off
+ * after a failed write (it asks, and waits for the pause), and while the writer lags: it
+ * took nothing from the full queue for pause_after_ms. The consumer keeps polling
+ * (rebalances, max.poll.interval.ms) and resumes once the queue is half empty and the
+ * writer is not backing off. A pause is a local assignment of nothing and a resume the
+ * owned partitions, each at the offset after the last message queued (`resume`, lowered
+ * when the writer rewinds). librdkafka 2.0's pause/resume calls are not used: they race
+ * with its own per-partition operations (an outdated op is dropped silently) and left
+ * partitions paused or unstarted for good (upstream #2190, #5591); an assignment is served
+ * in order on librdkafka's main thread and says where to start. With the cooperative
+ * protocol, where changing the assignment outside a rebalance would answer a pending one,
+ * nothing is paused: the consumer only stops polling while the queue is full. Pausing on a
+ * merely full queue was tried: each resume re-fetches what the pause dropped, and catching
+ * up ran at a twentieth of the store's rate; a writer that takes from the queue at all is
+ * left to the blocking queue.
  * Other threads touch only the atomic counters, the stop flag and (under life_mu) the
  * start/stop bookkeeping. log_cb runs on librdkafka's threads and only calls mmr_log.
  * Decoding and the store write overlap with polling, which is where the second thread pays.
@@ -50,6 +61,9 @@ enum {
     DEFAULT_BATCH_MAX = 1000,
     DEFAULT_BATCH_MS = 50,
     IDLE_POLL_MS = 100,           /* longest poll: bounds how late the stop flag is seen */
+    PAUSED_POLL_MS = 5,           /* poll while paused: how late a resume can come */
+    DEFAULT_PAUSE_AFTER_MS = 1000,
+    STORE_PAUSE_WAIT_MS = 1000,   /* the writer waits this long at most for its pause */
     DLQ_FLUSH_TIMEOUT_MS = 10000, /* DLQ not reachable for this long: the batch is retried */
     DLQ_QUEUE_FULL_TRIES = 100,   /* × 100 ms of producer polling before giving up */
     SEEK_TIMEOUT_MS = 5000,
@@ -88,6 +102,9 @@ typedef struct handoff {
     bool writer_running;
     bool writer_waits, consumer_waits; /* blocked on q_cv: wake only then (a wake is a syscall) */
     bool writer_stop;      /* the writer flushes its open batch and exits */
+    bool store_pause;      /* the writer backs off after a failed write: pause wanted */
+    bool can_pause;        /* eager protocol and partitions owned (set by the consumer) */
+    bool consumer_paused;  /* the owned partitions are paused (written by the consumer) */
     uint64_t drain_req, drain_done; /* a revoke waits until drain_done reaches its drain_req */
 } handoff_t;
 
@@ -117,6 +134,14 @@ struct mmr_ingest {
     pthread_cond_t q_cv;  /* any change of q: messages in or out, drain, stop, pause */
     handoff_t q;
     pthread_t writer;
+    uint32_t pause_after_ms;
+    /* Consumer-thread state, written under q_mu (read by the writer and get_lag): the
+     * partitions the group gave this consumer, and per topic and partition the offset a
+     * resume starts from (RD_KAFKA_OFFSET_* until a message was queued). */
+    rd_kafka_topic_partition_list_t *owned;
+    int64_t *resume[T_COUNT];
+    int32_t n_resume[T_COUNT];
+    uint32_t resumes;             /* consumer thread only: resumes so far */
 
     /* Writer-thread state (see the comment at the top). */
     mmr_ingest_decoded_item_t item; /* decode buffers, reused message after message */
@@ -142,7 +167,7 @@ struct mmr_ingest {
     atomic_uint_fast64_t consumed, applied, duplicates, dead[MMR_INGEST_BAD_COUNT], batches,
         store_errors, dlq_errors, commit_errors, last_batch_us, items_applied, pauses, redelivered;
     atomic_uint queued;           /* messages in q now */
-    atomic_bool paused;           /* the writer paused the partitions (store failing) */
+    atomic_bool paused;           /* the consumer has the partitions paused */
 };
 
 #define COUNT(ing, field, n) atomic_fetch_add_explicit(&(ing)->field, (n), memory_order_relaxed)
@@ -220,18 +245,56 @@ static void q_wait_ms(mmr_ingest_t *ing, int64_t ms) {
     pthread_cond_timedwait(&ing->q_cv, &ing->q_mu, &ts);
 }
 
-/* Writer thread: pauses or resumes the whole current assignment. */
+/* Writer thread: asks the consumer thread to pause the partitions while it backs off after
+ * a failed write (want) or lets it resume them. A pause is waited for (at most
+ * STORE_PAUSE_WAIT_MS: the consumer may be inside a rebalance that waits on this thread),
+ * so nothing more is fetched while the store cannot take it. */
+static void store_pause(mmr_ingest_t *ing, bool want) {
+    handoff_t *q = &ing->q;
+    pthread_mutex_lock(&ing->q_mu);
+    q->store_pause = want;
+    pthread_cond_broadcast(&ing->q_cv);
+    int64_t deadline = mmr_mono_ns() + (int64_t)STORE_PAUSE_WAIT_MS * 1000000;
+    while (want && q->can_pause && !q->consumer_paused && !atomic_load(&ing->stop) && mmr_mono_ns() < deadline)
+        q_wait_ms(ing, IDLE_POLL_MS);
+    pthread_mutex_unlock(&ing->q_mu);
+}
+
+/* Consumer thread: pauses (local assignment of nothing) or resumes (the owned partitions at
+ * their resume offsets) every owned partition; see the comment at the top. */
 static void set_paused(mmr_ingest_t *ing, bool pause) {
+    handoff_t *q = &ing->q;
+    pthread_mutex_lock(&ing->q_mu);
+    if (pause == q->consumer_paused || (pause && !q->can_pause)) {
+        pthread_mutex_unlock(&ing->q_mu);
+        return;
+    }
+    /* Each resume starts another partition first: librdkafka fetches in the order the
+     * partitions started, the first ones fill the queue, and each pause drops what was
+     * fetched of the others; with a writer that keeps stalling, the same partitions would
+     * lead every time. */
+    int n = pause ? 0 : ing->owned->cnt;
+    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(n);
+    for (int i = 0; i < n; i++) {
+        const rd_kafka_topic_partition_t *tp = &ing->owned->elems[(i + ing->resumes) % n];
+        int t = topic_index(ing, tp->topic);
+        rd_kafka_topic_partition_list_add(l, tp->topic, tp->partition)->offset = ing->resume[t][tp->partition];
+    }
+    pthread_mutex_unlock(&ing->q_mu);
+    rd_kafka_resp_err_t e = rd_kafka_assign(ing->consumer, l);
+    rd_kafka_topic_partition_list_destroy(l);
+    if (e) { /* tried again on the next loop */
+        mmr_log(MMR_LOG_WARN, LOG_MOD, "%s partitions: %s", pause ? "pause" : "resume", rd_kafka_err2str(e));
+        return;
+    }
+    if (!pause) ing->resumes++;
+    pthread_mutex_lock(&ing->q_mu);
+    q->consumer_paused = pause;
+    pthread_cond_broadcast(&ing->q_cv); /* a writer waiting in store_pause */
+    pthread_mutex_unlock(&ing->q_mu);
     atomic_store(&ing->paused, pause);
-    rd_kafka_topic_partition_list_t *l = NULL;
-    rd_kafka_resp_err_t e = rd_kafka_assignment(ing->consumer, &l);
-    if (!e && l->cnt)
-        e = pause ? rd_kafka_pause_partitions(ing->consumer, l)
-                  : rd_kafka_resume_partitions(ing->consumer, l);
-    if (e) mmr_log(MMR_LOG_WARN, LOG_MOD, "%s partitions: %s", pause ? "pause" : "resume",
-                   rd_kafka_err2str(e));
-    else if (pause) mmr_log(MMR_LOG_DEBUG, LOG_MOD, "store write failed: partitions paused");
-    if (l) rd_kafka_topic_partition_list_destroy(l);
+    if (pause) COUNT(ing, pauses, 1);
+    mmr_log(MMR_LOG_DEBUG, LOG_MOD, "partitions %s", pause ? "paused" : "resumed");
 }
 
 /* Writer thread, under q_mu, after messages left the queue: wakes a waiting consumer. */
@@ -242,23 +305,43 @@ static void q_shrunk(mmr_ingest_t *ing) {
 
 /* Consumer thread: queues s for the writer, waiting while the queue is full (no polling
  * meanwhile: librdkafka's prefetch fills up to queued.max.messages.kbytes and its fetcher
- * waits). Returns false, s not queued, when stop is requested meanwhile. */
-static bool handoff_push(mmr_ingest_t *ing, slot_t s) {
+ * waits). Returns 1 when queued, 0 when stop is requested meanwhile, and with may_pause
+ * -1 when the partitions should be paused instead (the writer backs off, or took nothing
+ * for pause_after_ms); s is not queued then. */
+static int handoff_push(mmr_ingest_t *ing, slot_t s, bool may_pause) {
     handoff_t *q = &ing->q;
+    int64_t full_since = 0, pause_ns = (int64_t)ing->pause_after_ms * 1000000;
+    int rc = 0;
     pthread_mutex_lock(&ing->q_mu);
-    while (q->n == q->cap && !atomic_load(&ing->stop)) {
+    for (;;) {
+        may_pause = may_pause && q->can_pause;
+        if (may_pause && q->store_pause) {
+            rc = -1;
+            break;
+        }
+        if (q->n < q->cap) {
+            q->ring[(q->head + q->n) % q->cap] = s;
+            atomic_store(&ing->queued, ++q->n);
+            if (s.m && !s.m->err && s.t >= 0 && s.partition < ing->n_resume[s.t])
+                ing->resume[s.t][s.partition] = s.m->offset + 1;
+            if (q->writer_waits) pthread_cond_broadcast(&ing->q_cv);
+            rc = 1;
+            break;
+        }
+        if (atomic_load(&ing->stop)) break;
+        int64_t now = mmr_mono_ns();
+        if (!full_since) full_since = now;
+        if (may_pause && now - full_since >= pause_ns) {
+            rc = -1;
+            break;
+        }
+        int64_t left_ms = may_pause ? (pause_ns - (now - full_since)) / 1000000 + 1 : IDLE_POLL_MS;
         q->consumer_waits = true;
-        q_wait_ms(ing, IDLE_POLL_MS);
+        q_wait_ms(ing, left_ms < IDLE_POLL_MS ? left_ms : IDLE_POLL_MS);
         q->consumer_waits = false;
     }
-    bool ok = q->n < q->cap;
-    if (ok) {
-        q->ring[(q->head + q->n) % q->cap] = s;
-        atomic_store(&ing->queued, ++q->n);
-        if (q->writer_waits) pthread_cond_broadcast(&ing->q_cv);
-    }
     pthread_mutex_unlock(&ing->q_mu);
-    return ok;
+    return rc;
 }
 
 /* Consumer thread, before a revoke: waits until the writer has applied everything queued
@@ -272,11 +355,18 @@ static void handoff_drain(mmr_ingest_t *ing) {
     pthread_mutex_unlock(&ing->q_mu);
 }
 
-/* Writer thread, after seeking the partitions of l back: drops their queued messages,
- * which will come again (markers stay). */
+/* Writer thread, after seeking the partitions of l back to their offsets: drops their
+ * queued messages, which will come again (markers stay), and lowers their resume offsets
+ * to match. */
 static void handoff_forget(mmr_ingest_t *ing, const rd_kafka_topic_partition_list_t *l) {
     handoff_t *q = &ing->q;
     pthread_mutex_lock(&ing->q_mu);
+    for (int k = 0; k < l->cnt; k++) {
+        int t = topic_index(ing, l->elems[k].topic);
+        int32_t p = l->elems[k].partition;
+        if (t >= 0 && p < ing->n_resume[t] && ing->resume[t][p] > l->elems[k].offset && l->elems[k].offset >= 0)
+            ing->resume[t][p] = l->elems[k].offset;
+    }
     uint32_t kept = 0;
     for (uint32_t i = 0; i < q->n; i++) {
         slot_t s = q->ring[(q->head + i) % q->cap];
@@ -417,20 +507,17 @@ static void batch_flush(mmr_ingest_t *ing, bool rewind) {
         commit_kafka(ing, !rewind); /* rewind: the running loop; else revoke or close */
         ing->backoff_ms = BACKOFF_MIN_MS;
     } else {
-        /* Paused before the seek: a pause sets the next fetch to the last message polled,
-         * which would undo a seek made before it (resume keeps the position). On revoke or
-         * close the seek still matters: under the cooperative protocol the batch may hold
-         * partitions that stay assigned, which must not skip the dropped messages. */
-        if (rewind) {
-            set_paused(ing, true);
-            COUNT(ing, pauses, 1);
-        }
+        /* Paused first, so nothing more is fetched while the store cannot take it; the
+         * rewind lowers the resume offsets. On revoke or close the seek still matters:
+         * under the cooperative protocol the batch may hold partitions that stay assigned,
+         * which must not skip the dropped messages. */
+        if (rewind) store_pause(ing, true);
         rewind_partitions(ing);
     }
     batch_reset(ing);
     if (!ok && rewind) { /* nothing is fetched while the store cannot take it */
         backoff_sleep(ing, &ing->backoff_ms);
-        set_paused(ing, false);
+        store_pause(ing, false);
     }
 }
 
@@ -543,6 +630,10 @@ static void handle_message(mmr_ingest_t *ing, const rd_kafka_message_t *m) {
         mmr_log(MMR_LOG_ERROR, LOG_MOD, "out of memory for partition %s/%" PRId32, topic,
                 m->partition);
         seek_one(ing, topic, m->partition, m->offset);
+        rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
+        rd_kafka_topic_partition_list_add(l, topic, m->partition)->offset = m->offset;
+        handoff_forget(ing, l);
+        rd_kafka_topic_partition_list_destroy(l);
         return;
     }
     if (p->rewind_to >= 0) {
@@ -555,7 +646,7 @@ static void handle_message(mmr_ingest_t *ing, const rd_kafka_message_t *m) {
              * rather than seek once per message */
             p->rewind_gen = ++ing->rewinds;
             rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
-            rd_kafka_topic_partition_list_add(l, topic, m->partition);
+            rd_kafka_topic_partition_list_add(l, topic, m->partition)->offset = p->rewind_to;
             handoff_forget(ing, l);
             rd_kafka_topic_partition_list_destroy(l);
             return;
@@ -607,6 +698,48 @@ static int64_t stored_offset(mmr_ingest_t *ing, const char *topic, int32_t parti
     return RD_KAFKA_OFFSET_INVALID;
 }
 
+/* Consumer thread, under q_mu: room in resume[t] for partition p. */
+static bool resume_room(mmr_ingest_t *ing, int t, int32_t p) {
+    if (p < ing->n_resume[t]) return true;
+    int32_t n = p + 1 > 2 * ing->n_resume[t] ? p + 1 : 2 * ing->n_resume[t];
+    int64_t *r = realloc(ing->resume[t], (size_t)n * sizeof *r);
+    if (!r) return false;
+    for (int32_t i = ing->n_resume[t]; i < n; i++) r[i] = RD_KAFKA_OFFSET_INVALID;
+    ing->resume[t] = r;
+    ing->n_resume[t] = n;
+    return true;
+}
+
+/* Consumer thread, under q_mu: the owned set after a rebalance callback (eager: it is
+ * replaced, and an assignment or unassignment ends any pause). Pausing needs a resume offset
+ * for every owned partition: without memory for them it is off until the next rebalance. */
+static void owned_update(mmr_ingest_t *ing, rd_kafka_t *rk, rd_kafka_resp_err_t err,
+                         const rd_kafka_topic_partition_list_t *parts) {
+    bool coop = strcmp(rd_kafka_rebalance_protocol(rk), "COOPERATIVE") == 0, ok = true;
+    rd_kafka_topic_partition_list_t *o = ing->owned;
+    if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
+        while (!coop && o->cnt) rd_kafka_topic_partition_list_del_by_idx(o, o->cnt - 1);
+        for (int i = 0; i < parts->cnt; i++) {
+            const rd_kafka_topic_partition_t *tp = &parts->elems[i];
+            int t = topic_index(ing, tp->topic);
+            if (t < 0) continue;
+            if (!rd_kafka_topic_partition_list_find(o, tp->topic, tp->partition))
+                rd_kafka_topic_partition_list_add(o, tp->topic, tp->partition);
+            if (resume_room(ing, t, tp->partition)) ing->resume[t][tp->partition] = tp->offset;
+            else ok = false;
+        }
+    } else if (err == RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS && coop) {
+        for (int i = 0; i < parts->cnt; i++)
+            rd_kafka_topic_partition_list_del(o, parts->elems[i].topic, parts->elems[i].partition);
+    } else {
+        while (o->cnt) rd_kafka_topic_partition_list_del_by_idx(o, o->cnt - 1);
+    }
+    if (!ok) mmr_log(MMR_LOG_ERROR, LOG_MOD, "out of memory for resume offsets: partitions are not paused");
+    ing->q.can_pause = ok && !coop && o->cnt > 0;
+    ing->q.consumer_paused = false;
+    atomic_store(&ing->paused, false);
+}
+
 static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
                          rd_kafka_topic_partition_list_t *parts, void *opaque) {
     mmr_ingest_t *ing = opaque;
@@ -620,7 +753,7 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
             }
             tp->offset = stored_offset(ing, tp->topic, tp->partition);
             handoff_push(ing, (slot_t){.t = t, .partition = tp->partition,
-                                       .start = tp->offset >= 0 ? tp->offset : -1});
+                                       .start = tp->offset >= 0 ? tp->offset : -1}, false);
             mmr_log(MMR_LOG_INFO, LOG_MOD, "assigned %s/%" PRId32 " from %s%" PRId64, tp->topic,
                     tp->partition, tp->offset < 0 ? "logical offset " : "", tp->offset);
         }
@@ -632,6 +765,9 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
             mmr_log(MMR_LOG_ERROR, LOG_MOD, "rebalance: %s", rd_kafka_err2str(err));
         handoff_drain(ing);
     }
+    pthread_mutex_lock(&ing->q_mu);
+    owned_update(ing, rk, err, parts);
+    pthread_mutex_unlock(&ing->q_mu);
     mmr_kconf_rebalance_apply(rk, err, parts, &ing->assigned, LOG_MOD);
 }
 
@@ -725,15 +861,28 @@ static void *writer_main(void *arg) {
 static void *ingest_main(void *arg) {
     mmr_ingest_t *ing = arg;
     mmr_thread_set_name("mmr-ingest");
+    handoff_t *q = &ing->q;
     while (!atomic_load(&ing->stop)) {
-        rd_kafka_message_t *m = rd_kafka_consumer_poll(ing->consumer, IDLE_POLL_MS);
+        pthread_mutex_lock(&ing->q_mu);
+        bool paused = q->consumer_paused, resume = paused && !q->store_pause && q->n <= q->cap / 2,
+             pause = !paused && q->store_pause && q->can_pause;
+        pthread_mutex_unlock(&ing->q_mu);
+        if (resume || pause) set_paused(ing, pause);
+        rd_kafka_message_t *m = rd_kafka_consumer_poll(ing->consumer, paused ? PAUSED_POLL_MS : IDLE_POLL_MS);
         if (!m) continue;
+        if (q->consumer_paused) { /* fetched before the pause: the resume starts before it */
+            if (m->err && m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF)
+                mmr_log(MMR_LOG_WARN, LOG_MOD, "consume: %s", rd_kafka_message_errstr(m));
+            rd_kafka_message_destroy(m);
+            continue;
+        }
         slot_t s = {.m = m, .partition = m->partition,
                     .t = m->rkt ? topic_index(ing, rd_kafka_topic_name(m->rkt)) : -1};
-        if (atomic_load(&ing->stop) || !handoff_push(ing, s)) { /* uncommitted: read again */
-            rd_kafka_message_destroy(m);
-            break;
-        }
+        int rc = atomic_load(&ing->stop) ? 0 : handoff_push(ing, s, true);
+        if (rc > 0) continue;
+        rd_kafka_message_destroy(m); /* uncommitted, and the resume starts before it */
+        if (rc == 0) break;
+        set_paused(ing, true);
     }
     pthread_mutex_lock(&ing->q_mu);
     ing->q.writer_stop = true; /* it flushes its open batch; queued messages are dropped */
@@ -832,6 +981,8 @@ mmr_status_t mmr_ingest_new(const mmr_ingest_conf_t *conf, mmr_fstore_t *fs, mmr
     ing->dlq_topic = strdup(conf->dlq_topic);
     ing->q.cap = conf->queue_max ? conf->queue_max : DEFAULT_QUEUE_PER_BATCH * ing->batch_max;
     ing->q.ring = calloc(ing->q.cap, sizeof *ing->q.ring);
+    ing->pause_after_ms = conf->pause_after_ms ? conf->pause_after_ms : DEFAULT_PAUSE_AFTER_MS;
+    ing->owned = rd_kafka_topic_partition_list_new(8);
     if (!ing->topics[T_EVENTS].name || (items && !ing->topics[T_ITEMS].name) || !ing->dlq_topic ||
         !ing->q.ring) {
         mmr_ingest_free(ing);
@@ -920,6 +1071,8 @@ void mmr_ingest_free(mmr_ingest_t *ing) {
         free(ing->topics[t].name);
     }
     free(ing->dlq_topic);
+    if (ing->owned) rd_kafka_topic_partition_list_destroy(ing->owned);
+    for (int t = 0; t < T_COUNT; t++) free(ing->resume[t]);
     free(ing->q.ring); /* emptied by the writer when it exits */
     pthread_cond_destroy(&ing->q_cv);
     pthread_mutex_destroy(&ing->q_mu);
@@ -928,9 +1081,14 @@ void mmr_ingest_free(mmr_ingest_t *ing) {
 }
 
 size_t mmr_ingest_get_lag(mmr_ingest_t *ing, mmr_ingest_lag_t *out, size_t cap) {
-    rd_kafka_topic_partition_list_t *l = NULL;
-    if (rd_kafka_assignment(ing->consumer, &l) != RD_KAFKA_RESP_ERR_NO_ERROR || !l) return 0;
-    rd_kafka_position(ing->consumer, l); /* fills each offset with the fetch position */
+    pthread_mutex_lock(&ing->q_mu);
+    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_copy(ing->owned);
+    for (int i = 0; i < l->cnt; i++) {
+        int t = topic_index(ing, l->elems[i].topic);
+        int32_t p = l->elems[i].partition;
+        l->elems[i].offset = t >= 0 && p < ing->n_resume[t] ? ing->resume[t][p] : RD_KAFKA_OFFSET_INVALID;
+    }
+    pthread_mutex_unlock(&ing->q_mu);
     size_t n = (size_t)l->cnt;
     for (size_t i = 0; i < n && i < cap; i++) {
         const rd_kafka_topic_partition_t *tp = &l->elems[i];

@@ -2,7 +2,8 @@
  *
  * One consumer thread polls mmrec.events and, when items_topic is set, the catalog topic
  * mmrec.items, in ONE consumer group, and hands the messages to a writer thread through a
- * bounded queue (queue_max; the partitions are paused while store writes fail). The writer
+ * bounded queue (queue_max; the partitions are paused while store writes fail, and while
+ * the writer lags: it took nothing from the full queue for pause_after_ms). The writer
  * decodes and validates each message (rules in mmr_decode.h) and applies a batch of events
  * and items as ONE feature-store WriteBatch that also holds the next offset of every
  * partition of both topics in the batch; Kafka offsets are committed (explicit list,
@@ -65,8 +66,14 @@ typedef struct mmr_ingest_conf {
     /* Messages queued between the consumer thread and the writer thread (default 4 ×
      * batch_max when 0); a full queue stops polling, so a slow store holds this many
      * messages at most besides librdkafka's prefetch (queued.max.messages.kbytes, which
-     * is dropped while the partitions are paused after a failed write). */
+     * is dropped while the partitions are paused). */
     uint32_t queue_max;
+    /* The writer took nothing from the full queue for this long (a stalled store): the
+     * partitions are paused and the consumer thread goes on polling (rebalances, the poll
+     * interval) until the writer has drained the queue to half, then resumes them.
+     * 0 = 1000. Pausing needs the eager rebalance protocol (the default); with
+     * cooperative-sticky the consumer only stops polling (docs/ARCHITECTURE.md). */
+    uint32_t pause_after_ms;
 } mmr_ingest_conf_t;
 
 /* Reasons a message is dead-lettered; the header value is mmr_ingest_reason_str(r). */
@@ -106,14 +113,17 @@ typedef struct mmr_ingest_stats {
     uint32_t assigned_partitions; /* partitions this consumer owns now, all topics */
     int store_failing;           /* 1 from a failed store write until one succeeds again
                                     (e.g. a full disk): nothing is committed meanwhile */
-    uint64_t pauses;             /* times the partitions were paused: a store write failed */
+    uint64_t pauses;             /* times the partitions were paused: a store write failed
+                                    or the writer lagged */
     uint64_t redelivered;        /* messages handed out again by librdkafka, skipped */
     uint32_t queued;             /* messages waiting for the writer now */
-    int paused;                  /* 1 while the partitions are paused (backing off) */
+    int paused;                  /* 1 while the partitions are paused (either reason) */
 } mmr_ingest_stats_t;
 
 /* Consumer lag of one assigned partition: the partition's high watermark (as last seen by
- * the consumer's fetches) minus the consumer's position; -1 when either is not known yet. */
+ * the consumer's fetches) minus the position (the offset after the last message handed to
+ * the writer, or where the assignment started); -1 when either is not known yet. Paused
+ * partitions are listed too. */
 typedef struct mmr_ingest_lag {
     const char *topic; /* borrowed: valid while ing lives */
     int32_t partition;

@@ -12,7 +12,11 @@
  *   D. backpressure: the store takes 30 ms per commit and two commits fail; the queue to
  *      the writer (queue_max 48) never holds more than 48 messages, the partitions are
  *      paused while the writer backs off after each failure and resumed after, and the
- *      counts stay exact. */
+ *      counts stay exact;
+ *   E. the writer lags: the store takes 400 ms per commit and never fails; with
+ *      pause_after_ms 100 the consumer pauses the partitions while the queue stays full,
+ *      resumes them once it is half empty, the queue stays within its bound and the counts
+ *      stay exact. */
 #include "fake_fstore.h"
 #include "ingest_test.h"
 
@@ -33,18 +37,44 @@ static void check_store(it_env_t *env, mmr_fstore_t *fs, uint64_t applied, uint6
                       (long long)it_end_offset(env, topics[t], p));
 }
 
-/* batch_max/batch_ms/queue_max 0: it_conf's small batches, the default queue. */
+/* batch_max/batch_ms/queue_max/pause_after_ms 0: it_conf's small batches, the defaults. */
 static mmr_ingest_t *start_ingest(const it_env_t *env, mmr_fstore_t *fs, uint32_t batch_max,
-                                  uint32_t batch_ms, uint32_t queue_max) {
+                                  uint32_t batch_ms, uint32_t queue_max, uint32_t pause_after_ms) {
     mmr_ingest_conf_t conf = it_conf(env, "mmrec-ingest-retry");
     if (batch_max) conf.batch_max = batch_max;
     if (batch_ms) conf.batch_ms = batch_ms;
     conf.queue_max = queue_max;
+    conf.pause_after_ms = pause_after_ms;
     mmr_ingest_t *ing;
     mmr_err_t err = {0};
     CHECK_MSG(mmr_ingest_new(&conf, fs, &ing, &err) == MMR_OK, "ingest_new: %s", err.msg);
     CHECK_MSG(mmr_ingest_start(ing, &err) == MMR_OK, "ingest_start: %s", err.msg);
     return ing;
+}
+
+/* Backpressure scenarios: runs ing (its store's commits take commit_ms) until x is ingested,
+ * then frees it; *s gets the final stats and *seen_paused whether a pause was seen. Checks
+ * the counts, the queue within its bound 48 and no pause left. */
+static void run_slow(const char *name, mmr_ingest_t *ing, int commit_ms, const it_expect_t *x,
+                     mmr_ingest_stats_t *s, int *seen_paused) {
+    uint32_t max_queued = 0;
+    *seen_paused = 0;
+    int64_t deadline = mmr_now_ms() + IT_WAIT_MS;
+    for (mmr_ingest_get_stats(ing, s); !it_stats_done(s, x); mmr_ingest_get_stats(ing, s)) {
+        CHECK_MSG(mmr_now_ms() < deadline, "%s: ingest did not catch up: applied %llu of %llu", name,
+                  (unsigned long long)s->applied, (unsigned long long)x->messages);
+        if (s->queued > max_queued) max_queued = s->queued;
+        *seen_paused |= s->paused;
+        struct timespec ts = {0, 1000000L};
+        nanosleep(&ts, NULL);
+    }
+    mmr_ingest_free(ing);
+    it_check_stats(name, s, x);
+    CHECK_MSG(max_queued <= 48, "%s: %u messages queued, bound 48", name, max_queued);
+    CHECK_MSG(!s->paused, "%s: still paused after the writer caught up", name);
+    printf("%s: store %d ms/commit: %llu pauses, at most %u of 48 queued, %llu redelivered and "
+           "skipped, exact counts\n", name, commit_ms, (unsigned long long)s->pauses, max_queued,
+           (unsigned long long)s->redelivered);
 }
 
 int main(void) {
@@ -63,7 +93,7 @@ int main(void) {
     it_flush(&env);
     fake_fstore_fail_get_offsets(fs, 1);
     fake_fstore_fail_commits(fs, 2, 2);
-    mmr_ingest_t *ing = start_ingest(&env, fs, 0, 0, 0);
+    mmr_ingest_t *ing = start_ingest(&env, fs, 0, 0, 0, 0);
     mmr_ingest_stats_t s;
     it_wait(ing, &xa, &s);
     mmr_ingest_free(ing);
@@ -97,7 +127,7 @@ int main(void) {
     it_flush(&env); /* the test producer is done: the next Produce request is the DLQ's */
     rd_kafka_mock_push_request_errors(env.mc, PRODUCE_API_KEY, 1,
                                       RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE);
-    ing = start_ingest(&env, fs, 0, 0, 0);
+    ing = start_ingest(&env, fs, 0, 0, 0, 0);
     it_wait(ing, &xb, &s);
     mmr_ingest_free(ing);
     it_check_stats("B", &s, &xb);
@@ -127,7 +157,7 @@ int main(void) {
     it_flush(&env);
     uint64_t mixed_before = fake_fstore_mixed_commits(fs);
     fake_fstore_fail_commits(fs, 0, 1);
-    ing = start_ingest(&env, fs, 1000, 1000, 0);
+    ing = start_ingest(&env, fs, 1000, 1000, 0, 0);
     it_wait(ing, &xc, &s);
     mmr_ingest_free(ing);
     it_check_stats("C", &s, &xc);
@@ -157,31 +187,27 @@ int main(void) {
     it_flush(&env);
     fake_fstore_slow_commits(fs, 30);
     fake_fstore_fail_commits(fs, 3, 2);
-    ing = start_ingest(&env, fs, 16, 20, 48);
-    uint32_t max_queued = 0;
-    int seen_paused = 0;
-    int64_t deadline = mmr_now_ms() + IT_WAIT_MS;
-    for (mmr_ingest_get_stats(ing, &s); !it_stats_done(&s, &xd); mmr_ingest_get_stats(ing, &s)) {
-        CHECK_MSG(mmr_now_ms() < deadline, "D: ingest did not catch up: applied %llu of %llu",
-                  (unsigned long long)s.applied, (unsigned long long)xd.messages);
-        if (s.queued > max_queued) max_queued = s.queued;
-        seen_paused |= s.paused;
-        struct timespec ts = {0, 1000000L};
-        nanosleep(&ts, NULL);
-    }
-    mmr_ingest_free(ing);
-    fake_fstore_slow_commits(fs, 0);
-    it_check_stats("D", &s, &xd);
-    CHECK_MSG(max_queued <= 48, "D: %u messages queued, bound 48", max_queued);
+    int seen_paused;
+    run_slow("D", start_ingest(&env, fs, 16, 20, 48, 0), 30, &xd, &s, &seen_paused);
     CHECK_MSG(s.pauses == 2 && seen_paused, "D: %llu pauses (seen paused: %d) for 2 failed writes",
               (unsigned long long)s.pauses, seen_paused);
-    CHECK_MSG(!s.paused, "D: still paused after the writer caught up");
     applied_total += xd.applied;
     items_total += xd.items_applied;
     check_store(&env, fs, applied_total, items_total);
-    printf("D: slow store (30 ms/commit, 2 failures): %llu pauses, at most %u of 48 queued, "
-           "%llu redelivered and skipped, exact counts\n", (unsigned long long)s.pauses,
-           max_queued, (unsigned long long)s.redelivered);
+
+    /* E: a store that stalls the writer (400 ms per commit) without failing. */
+    it_expect_t xe = {0};
+    it_send_stream(&env, 240, 0, 0, 0, &xe);
+    it_flush(&env);
+    fake_fstore_slow_commits(fs, 400);
+    run_slow("E", start_ingest(&env, fs, 16, 20, 48, 100), 400, &xe, &s, &seen_paused);
+    fake_fstore_slow_commits(fs, 0);
+    CHECK_MSG(s.pauses >= 1 && seen_paused && s.store_errors == 0,
+              "E: %llu pauses (seen paused: %d, store errors %llu) while the writer lagged",
+              (unsigned long long)s.pauses, seen_paused, (unsigned long long)s.store_errors);
+    applied_total += xe.applied;
+    items_total += xe.items_applied;
+    check_store(&env, fs, applied_total, items_total);
 
     it_env_free(&env);
     fake_fstore_free(fs);
