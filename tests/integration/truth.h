@@ -120,13 +120,15 @@ static inline long truth_metric(int port, const char *name) {
     return (long)v;
 }
 
-/* Waits until the daemon's consumed counter is positive and has not moved for 3 s. */
+/* Waits until the daemon owns partitions and its consumed counter has not moved for 3 s
+ * (it may stay 0: a life before this one can have consumed everything). */
 static inline void truth_wait_idle(test_daemon_t *d) {
     long last = -1;
     int still = 0;
     for (int i = 0; i < 1800 && still < 30; i++) {
         long now = truth_metric(d->metrics_port, "mmrec_ingest_consumed_total");
-        still = (now > 0 && now == last) ? still + 1 : 0;
+        long owned = truth_metric(d->metrics_port, "mmrec_ingest_assigned_partitions");
+        still = (now >= 0 && owned > 0 && now == last) ? still + 1 : 0;
         last = now;
         sleep_ms(100);
     }
