@@ -22,7 +22,9 @@
  * partitions paused or unstarted for good (upstream #2190, #5591); an assignment is served
  * in order on librdkafka's main thread and says where to start. With the cooperative
  * protocol, where changing the assignment outside a rebalance would answer a pending one,
- * nothing is paused: the consumer only stops polling while the queue is full. Pausing on a
+ * nothing is paused: the consumer only stops polling while the queue is full. (Eager has
+ * one such window, a rejoin while an assignment callback is queued; the callback still
+ * comes before any message fetched meanwhile and sets the real assignment.) Pausing on a
  * merely full queue was tried: each resume re-fetches what the pause dropped, and catching
  * up ran at a twentieth of the store's rate; a writer that takes from the queue at all is
  * left to the blocking queue.
@@ -261,13 +263,15 @@ static void store_pause(mmr_ingest_t *ing, bool want) {
 }
 
 /* Consumer thread: pauses (local assignment of nothing) or resumes (the owned partitions at
- * their resume offsets) every owned partition; see the comment at the top. */
-static void set_paused(mmr_ingest_t *ing, bool pause) {
+ * their resume offsets) every owned partition; see the comment at the top. Returns whether
+ * the partitions are now in that state. */
+static bool set_paused(mmr_ingest_t *ing, bool pause) {
     handoff_t *q = &ing->q;
     pthread_mutex_lock(&ing->q_mu);
     if (pause == q->consumer_paused || (pause && !q->can_pause)) {
+        bool done = pause == q->consumer_paused;
         pthread_mutex_unlock(&ing->q_mu);
-        return;
+        return done;
     }
     /* Each resume starts another partition first: librdkafka fetches in the order the
      * partitions started, the first ones fill the queue, and each pause drops what was
@@ -285,7 +289,7 @@ static void set_paused(mmr_ingest_t *ing, bool pause) {
     rd_kafka_topic_partition_list_destroy(l);
     if (e) { /* tried again on the next loop */
         mmr_log(MMR_LOG_WARN, LOG_MOD, "%s partitions: %s", pause ? "pause" : "resume", rd_kafka_err2str(e));
-        return;
+        return false;
     }
     if (!pause) ing->resumes++;
     pthread_mutex_lock(&ing->q_mu);
@@ -295,6 +299,7 @@ static void set_paused(mmr_ingest_t *ing, bool pause) {
     atomic_store(&ing->paused, pause);
     if (pause) COUNT(ing, pauses, 1);
     mmr_log(MMR_LOG_DEBUG, LOG_MOD, "partitions %s", pause ? "paused" : "resumed");
+    return true;
 }
 
 /* Writer thread, under q_mu, after messages left the queue: wakes a waiting consumer. */
@@ -879,10 +884,12 @@ static void *ingest_main(void *arg) {
         slot_t s = {.m = m, .partition = m->partition,
                     .t = m->rkt ? topic_index(ing, rd_kafka_topic_name(m->rkt)) : -1};
         int rc = atomic_load(&ing->stop) ? 0 : handoff_push(ing, s, true);
+        /* Paused: m is dropped, the resume starts before it. Not paused (the assignment
+         * call failed): m is queued after all, as the next message must not pass it. */
+        if (rc < 0 && !set_paused(ing, true)) rc = handoff_push(ing, s, false);
         if (rc > 0) continue;
-        rd_kafka_message_destroy(m); /* uncommitted, and the resume starts before it */
-        if (rc == 0) break;
-        set_paused(ing, true);
+        rd_kafka_message_destroy(m);
+        if (rc == 0) break; /* uncommitted: read again after a restart */
     }
     pthread_mutex_lock(&ing->q_mu);
     ing->q.writer_stop = true; /* it flushes its open batch; queued messages are dropped */

@@ -189,7 +189,8 @@ int main(void) {
     fake_fstore_fail_commits(fs, 3, 2);
     int seen_paused;
     run_slow("D", start_ingest(&env, fs, 16, 20, 48, 0), 30, &xd, &s, &seen_paused);
-    CHECK_MSG(s.pauses == 2 && seen_paused, "D: %llu pauses (seen paused: %d) for 2 failed writes",
+    /* 2 pauses, or 1 when the second failure comes before the queue let the first resume */
+    CHECK_MSG(s.pauses >= 1 && s.pauses <= 2 && seen_paused, "D: %llu pauses (seen paused: %d) for 2 failed writes",
               (unsigned long long)s.pauses, seen_paused);
     applied_total += xd.applied;
     items_total += xd.items_applied;
