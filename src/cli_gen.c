@@ -11,8 +11,10 @@
  * 0.8, 0.6): removing any one modality loses signal for a content model.
  * With --topic-factors T,I,V the T·I·V topics are combinations of one value of a text
  * factor (its vector fills blocks A B of the centre), an image factor (C) and a video factor
- * (D); each factor's values are centred, so they anti-correlate. Then one modality tells
- * only its factor apart and only all three the topic.
+ * (D). A factor's values are the vertices of a regular simplex, randomly turned, and each
+ * factor holds a third of a centre's squared norm: values are equally far apart and every
+ * modality carries the same share of the click signal. One modality then tells only its
+ * factor apart and only all three the topic.
  * Exposure: an item's chance to fill a slate slot is Zipf (exponent --exposure-zipf, 0.7;
  * 0 is uniform: random slates) over a random popularity order, independent of its topic.
  *
@@ -56,7 +58,7 @@
 #define USER_SPREAD 0.6
 #define ALPHA 5.0        /* click logit = ALPHA·(p·z)/LATENT + BETA */
 #define BETA (-4.5)
-#define MAX_FACTOR 16     /* values per modality's topic factor */
+#define MAX_FACTOR 9      /* values of a factor: at most 1 + the modality's latent coordinates */
 #define ORACLE_MIN_POSITIVES 3
 #define EMPTY_KEY UINT64_MAX
 
@@ -159,24 +161,55 @@ static void write_emb(FILE *f, const gen_t *g, int m, const float *z, uint64_t *
     fputc(']', f);
 }
 
-/* Topic centres. Factored: factor vectors per modality (each on the modality's blocks) and
- * topic t = digits (a, b, c) of t in base (factors[0], factors[1], factors[2]) takes the text
- * factor a's coordinates on blocks A B, the image factor b's on C, the video factor c's on D. */
+/* Orthonormalises the n rows of v (row length dim, stride MAX_FACTOR) in place by
+ * Gram-Schmidt; the rows must be linearly independent. */
+static void orthonormalise(double v[][MAX_FACTOR], int n, int dim) {
+    for (int i = 0; i < n; i++) {
+        for (int j = 0; j < i; j++) {
+            double d = 0;
+            for (int c = 0; c < dim; c++) d += v[i][c] * v[j][c];
+            for (int c = 0; c < dim; c++) v[i][c] -= d * v[j][c];
+        }
+        double norm = 0;
+        for (int c = 0; c < dim; c++) norm += v[i][c] * v[i][c];
+        for (int c = 0; c < dim; c++) v[i][c] /= sqrt(norm);
+    }
+}
+
+/* The F = factors[m] values of modality m's factor on its k latent coordinates: the vertices
+ * of a regular simplex (the centred one-hot vectors of R^F, through an orthonormal basis b of
+ * their span) turned by a random orthonormal map q into R^k (F - 1 <= k), each with squared
+ * norm LATENT/3. All values of a factor are equally far apart, and every factor holds the
+ * same share of a topic centre, so no modality's signal depends on a lucky draw. */
+static void gen_factor(const gen_t *g, int m, float out[][LATENT], uint64_t *rng) {
+    int F = g->factors[m], k = 0, coord[LATENT];
+    for (int c = 0; c < LATENT; c++)
+        if (blocks[m] >> (c / BLOCK) & 1) coord[k++] = c;
+    double b[MAX_FACTOR][MAX_FACTOR], q[MAX_FACTOR][MAX_FACTOR];
+    for (int j = 0; j < F - 1; j++) {
+        for (int a = 0; a < F; a++) b[j][a] = (a == j) - 1.0 / F;
+        for (int c = 0; c < k; c++) q[j][c] = rng_gauss(rng);
+    }
+    orthonormalise(b, F - 1, F);
+    orthonormalise(q, F - 1, k);
+    double scale = F > 1 ? sqrt((LATENT / 3.0) / ((F - 1.0) / F)) : 0;
+    for (int v = 0; v < F; v++) {
+        memset(out[v], 0, sizeof out[v]);
+        for (int j = 0; j < F - 1; j++)
+            for (int c = 0; c < k; c++) out[v][coord[c]] += (float)(scale * b[j][v] * q[j][c]);
+    }
+}
+
+/* Topic centres. Factored: topic t = digits (a, b, c) of t in base (factors[0], factors[1],
+ * factors[2]) takes the text factor's value a on blocks A B, the image factor's b on C and
+ * the video factor's c on D (gen_factor). */
 static void gen_centers(gen_t *g, uint64_t *rng) {
     if (!g->factors[0]) {
         for (long i = 0; i < g->topics * LATENT; i++) g->center[i] = (float)rng_gauss(rng);
         return;
     }
     float f[MMR_MODALITY_COUNT][MAX_FACTOR][LATENT];
-    for (int m = 0; m < MMR_MODALITY_COUNT; m++)
-        for (int v = 0; v < g->factors[m]; v++)
-            for (int c = 0; c < LATENT; c++) f[m][v][c] = (float)rng_gauss(rng);
-    for (int m = 0; m < MMR_MODALITY_COUNT; m++) /* centred and rescaled: values of one factor anti-correlate */
-        for (int c = 0; c < LATENT && g->factors[m] > 1; c++) {
-            double mean = 0, scale = sqrt((double)g->factors[m] / (g->factors[m] - 1));
-            for (int v = 0; v < g->factors[m]; v++) mean += f[m][v][c] / g->factors[m];
-            for (int v = 0; v < g->factors[m]; v++) f[m][v][c] = (float)((f[m][v][c] - mean) * scale);
-        }
+    for (int m = 0; m < MMR_MODALITY_COUNT; m++) gen_factor(g, m, f[m], rng);
     for (long t = 0; t < g->topics; t++) {
         long digit[MMR_MODALITY_COUNT] = {t % g->factors[0], t / g->factors[0] % g->factors[1],
                                           t / g->factors[0] / g->factors[1]};
@@ -445,7 +478,7 @@ static int parse_factors(gen_t *g, const char *arg, const char *topics) {
     char end;
     if (sscanf(arg, "%d,%d,%d%c", &f[0], &f[1], &f[2], &end) != 3) return -1;
     for (int m = 0; m < MMR_MODALITY_COUNT; m++)
-        if (f[m] < 1 || f[m] > MAX_FACTOR) return -1;
+        if (f[m] < 1 || f[m] > 1 + __builtin_popcount(blocks[m]) * BLOCK) return -1;
     g->topics = (long)f[0] * f[1] * f[2];
     return topics && atol(topics) != g->topics ? -1 : 0;
 }
@@ -470,9 +503,8 @@ int mmr_cli_gen(int argc, char **argv) {
         sscanf(mmr_cli_opt(argc, argv, "dims", "384,512,512"), "%d,%d,%d", &g.dims[0], &g.dims[1], &g.dims[2]) != 3 ||
         g.dims[0] < 1 || g.dims[1] < 1 || g.dims[2] < 1) {
         fprintf(stderr, "usage: mmrec gen --out DIR [--users N>=1] [--items N>=10] [--topics N>=2 | "
-                        "--topic-factors T,I,V (1..%d each, product >= 2)] [--events N>=1] [--seed S] "
-                        "[--dims T,I,V] [--exposure-zipf E (0..4)] [--start-ms MS]\n",
-                MAX_FACTOR);
+                        "--topic-factors T,I,V (T 1..9, I and V 1..5, product >= 2)] [--events N>=1] [--seed S] "
+                        "[--dims T,I,V] [--exposure-zipf E (0..4)] [--start-ms MS]\n");
         return 2;
     }
     if (mkdir(out, 0755) != 0 && errno != EEXIST) {

@@ -61,13 +61,18 @@ static void check_options(const char *mmrec) {
     }
     fclose(fi);
     CHECK_MSG(max_topic > 6 && max_topic < 12, "topic %d", max_topic);
-    static const char *const bad[] = {"--topic-factors 3,3", "--topic-factors 0,3,3", "--topic-factors 17,1,1",
-                                      "--topic-factors 1,1,1", "--topic-factors 3,3,3 --topics 10",
-                                      "--exposure-zipf -1", "--exposure-zipf x", "--exposure-zipf 1e9"};
+    /* a factor has at most 1 + its modality's latent coordinates values: 9 text, 5 image and video */
+    CHECK(gen_with(mmrec, "fmax", 11, "--topic-factors 9,5,5") == 0);
+    static const char *const bad[] = {"--topic-factors 3,3",    "--topic-factors 0,3,3",
+                                      "--topic-factors 10,1,1", "--topic-factors 1,6,1",
+                                      "--topic-factors 1,1,6",  "--topic-factors 1,1,1",
+                                      "--topic-factors 3,3,3 --topics 10",
+                                      "--exposure-zipf -1",     "--exposure-zipf x",
+                                      "--exposure-zipf 1e9"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
         CHECK_MSG(gen_with(mmrec, "bad", 11, bad[i]) == 2, "%s accepted", bad[i]);
-    printf("ok --topic-factors 3,2,2: 12 topics in meta.json and items; --exposure-zipf 0: exposure ranks "
-           "nothing; %zu bad values exit 2\n", sizeof bad / sizeof bad[0]);
+    printf("ok --topic-factors 3,2,2: 12 topics in meta.json and items; 9,5,5 accepted; --exposure-zipf 0: "
+           "exposure ranks nothing; %zu bad values exit 2\n", sizeof bad / sizeof bad[0]);
 }
 
 static uint32_t file_crc(const char *sub, const char *name) {
