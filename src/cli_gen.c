@@ -12,8 +12,8 @@
  * With --topic-factors T,I,V the T·I·V topics are combinations of one value of a text
  * factor (its vector fills blocks A B of the centre), an image factor (C) and a video factor
  * (D). A factor's values are the vertices of a regular simplex, randomly turned, and each
- * factor holds a third of a centre's squared norm: values are equally far apart and every
- * modality carries the same share of the click signal. One modality then tells only its
+ * factor holds a third of a centre's squared norm (a one-value factor is zero): values are
+ * equally far apart and every modality carries the same share of the click signal. One modality then tells only its
  * factor apart and only all three the topic.
  * Exposure: an item's chance to fill a slate slot is Zipf (exponent --exposure-zipf, 0.7;
  * 0 is uniform: random slates) over a random popularity order, independent of its topic.
@@ -58,7 +58,7 @@
 #define USER_SPREAD 0.6
 #define ALPHA 5.0        /* click logit = ALPHA·(p·z)/LATENT + BETA */
 #define BETA (-4.5)
-#define MAX_FACTOR 9      /* values of a factor: at most 1 + the modality's latent coordinates */
+#define MAX_FACTOR (1 + 2 * BLOCK) /* values of a factor: at most 1 + its modality's latent coordinates (text: 2 blocks) */
 #define ORACLE_MIN_POSITIVES 3
 #define EMPTY_KEY UINT64_MAX
 
@@ -67,6 +67,9 @@ static const double present[MMR_MODALITY_COUNT] = {0.9, 0.8, 0.6};
 static const double noise[MMR_MODALITY_COUNT] = {0.4, 0.5, 0.3};
 static const unsigned blocks[MMR_MODALITY_COUNT] = {0x3, 0x4, 0x8}; /* bit b: sees block b */
 static const int oracle_ks[] = {1, 5, 10, 20, 50}; /* [2] = 10 is the summary line's */
+
+/* Latent coordinates modality m sees. */
+static int coords_seen(int m) { return __builtin_popcount(blocks[m]) * BLOCK; }
 
 typedef struct user {
     float g[LATENT];    /* personal deviation */
@@ -180,7 +183,8 @@ static void orthonormalise(double v[][MAX_FACTOR], int n, int dim) {
  * of a regular simplex (the centred one-hot vectors of R^F, through an orthonormal basis b of
  * their span) turned by a random orthonormal map q into R^k (F - 1 <= k), each with squared
  * norm LATENT/3. All values of a factor are equally far apart, and every factor holds the
- * same share of a topic centre, so no modality's signal depends on a lucky draw. */
+ * same share of a topic centre, so no modality's signal depends on a lucky draw. A factor
+ * with one value (F = 1) is zero: that modality tells no topics apart. */
 static void gen_factor(const gen_t *g, int m, float out[][LATENT], uint64_t *rng) {
     int F = g->factors[m], k = 0, coord[LATENT];
     for (int c = 0; c < LATENT; c++)
@@ -225,7 +229,7 @@ static void gen_centers(gen_t *g, uint64_t *rng) {
 static void gen_catalog(gen_t *g, FILE *fi, uint64_t *rng) {
     gen_centers(g, rng);
     for (int m = 0; m < MMR_MODALITY_COUNT; m++) {
-        int seen = __builtin_popcount(blocks[m]) * BLOCK;
+        int seen = coords_seen(m);
         for (long i = 0; i < (long)g->dims[m] * LATENT; i++) {
             int block = (int)(i % LATENT) / BLOCK;
             g->map[m][i] = (blocks[m] >> block & 1) ? (float)(rng_gauss(rng) / sqrt(seen)) : 0.0f;
@@ -478,7 +482,7 @@ static int parse_factors(gen_t *g, const char *arg, const char *topics) {
     char end;
     if (sscanf(arg, "%d,%d,%d%c", &f[0], &f[1], &f[2], &end) != 3) return -1;
     for (int m = 0; m < MMR_MODALITY_COUNT; m++)
-        if (f[m] < 1 || f[m] > 1 + __builtin_popcount(blocks[m]) * BLOCK) return -1;
+        if (f[m] < 1 || f[m] > 1 + coords_seen(m) || f[m] > MAX_FACTOR) return -1;
     g->topics = (long)f[0] * f[1] * f[2];
     return topics && atol(topics) != g->topics ? -1 : 0;
 }

@@ -30,8 +30,21 @@ static void gen(const char *mmrec, const char *sub, int seed) {
     CHECK_MSG(gen_with(mmrec, sub, seed, "--topics 5") == 0, "gen %s", sub);
 }
 
+static uint32_t file_crc(const char *sub, const char *name) {
+    char path[512], buf[65536];
+    snprintf(path, sizeof path, "%s/%s/%s", root, sub, name);
+    FILE *f = fopen(path, "rb");
+    CHECK_MSG(f, "%s", path);
+    uint32_t crc = 0;
+    size_t n;
+    while ((n = fread(buf, 1, sizeof buf, f)) > 0) crc = mmr_crc32c(crc, buf, n);
+    fclose(f);
+    return crc;
+}
+
 /* Factored topics: 3·2·2 = 12 of them, uniform exposure (so exposure alone ranks nothing
- * above the target); what the options say is in meta.json; bad values exit 2. */
+ * above the target); what the options say is in meta.json; one seed gives the same bytes;
+ * the limits on factor values hold; bad values exit 2. */
 static void check_options(const char *mmrec) {
     CHECK(gen_with(mmrec, "f", 11, "--topic-factors 3,2,2 --exposure-zipf 0") == 0);
     char path[512];
@@ -61,8 +74,10 @@ static void check_options(const char *mmrec) {
     }
     fclose(fi);
     CHECK_MSG(max_topic > 6 && max_topic < 12, "topic %d", max_topic);
-    /* a factor has at most 1 + its modality's latent coordinates values: 9 text, 5 image and video */
+    /* a factor has at most 1 + its modality's latent coordinates values: 9 text, 5 image and
+     * video; a factor with one value is allowed */
     CHECK(gen_with(mmrec, "fmax", 11, "--topic-factors 9,5,5") == 0);
+    CHECK(gen_with(mmrec, "fone", 11, "--topic-factors 3,1,1") == 0);
     static const char *const bad[] = {"--topic-factors 3,3",    "--topic-factors 0,3,3",
                                       "--topic-factors 10,1,1", "--topic-factors 1,6,1",
                                       "--topic-factors 1,1,6",  "--topic-factors 1,1,1",
@@ -71,20 +86,12 @@ static void check_options(const char *mmrec) {
                                       "--exposure-zipf 1e9"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
         CHECK_MSG(gen_with(mmrec, "bad", 11, bad[i]) == 2, "%s accepted", bad[i]);
-    printf("ok --topic-factors 3,2,2: 12 topics in meta.json and items; 9,5,5 accepted; --exposure-zipf 0: "
-           "exposure ranks nothing; %zu bad values exit 2\n", sizeof bad / sizeof bad[0]);
-}
-
-static uint32_t file_crc(const char *sub, const char *name) {
-    char path[512], buf[65536];
-    snprintf(path, sizeof path, "%s/%s/%s", root, sub, name);
-    FILE *f = fopen(path, "rb");
-    CHECK_MSG(f, "%s", path);
-    uint32_t crc = 0;
-    size_t n;
-    while ((n = fread(buf, 1, sizeof buf, f)) > 0) crc = mmr_crc32c(crc, buf, n);
-    fclose(f);
-    return crc;
+    CHECK(gen_with(mmrec, "f2", 11, "--topic-factors 3,2,2 --exposure-zipf 0") == 0); /* same seed, same bytes */
+    for (int i = 0; i < NFILES; i++)
+        CHECK_MSG(file_crc("f", files[i]) == file_crc("f2", files[i]), "factored %s differs for one seed", files[i]);
+    printf("ok --topic-factors 3,2,2: 12 topics in meta.json and items, same bytes for one seed; 9,5,5 and "
+           "3,1,1 accepted; --exposure-zipf 0: exposure ranks nothing; %zu bad values exit 2\n",
+           sizeof bad / sizeof bad[0]);
 }
 
 static json_t *load_json(const char *name) {

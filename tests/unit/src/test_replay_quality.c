@@ -7,7 +7,7 @@
  *   (1.33 with it). Here the item-id embeddings learn every item from behaviour and the
  *   ablations are within noise of the fused model, so they are not asserted on it.
  * - `modalities`, factored topics (--topic-factors 3,3,3: each modality tells one factor of the topic
- *   apart), 1000 items with about 20 clicks each, random slates: the fused model beats
+ *   apart), 1000 items with about 23 clicks each, random slates: the fused model beats
  *   popularity and each single-modality ablation on Recall@10 (issue 8). Ten runs (gen seeds
  *   7 to 11, replay options varied) all gave fused ahead of the best ablation, by 6% to 34%;
  *   this one by 24% (docs/REPLAY.md, "Factored topics").
