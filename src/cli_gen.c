@@ -13,8 +13,8 @@
  * factor (its vector fills blocks A B of the centre), an image factor (C) and a video factor
  * (D). A factor's values are the vertices of a regular simplex, randomly turned, and each
  * factor holds a third of a centre's squared norm (a one-value factor is zero): values are
- * equally far apart and every modality carries the same share of the click signal. One modality then tells only its
- * factor apart and only all three the topic.
+ * equally far apart and every modality carries the same share of the click signal. One
+ * modality then tells only its factor apart and only all three the topic.
  * Exposure: an item's chance to fill a slate slot is Zipf (exponent --exposure-zipf, 0.7;
  * 0 is uniform: random slates) over a random popularity order, independent of its topic.
  *
@@ -58,7 +58,7 @@
 #define USER_SPREAD 0.6
 #define ALPHA 5.0        /* click logit = ALPHA·(p·z)/LATENT + BETA */
 #define BETA (-4.5)
-#define MAX_FACTOR (1 + 2 * BLOCK) /* values of a factor: at most 1 + its modality's latent coordinates (text: 2 blocks) */
+#define MAX_FACTOR (1 + 2 * BLOCK) /* values of a factor: 1 + its modality's coordinates, at most */
 #define ORACLE_MIN_POSITIVES 3
 #define EMPTY_KEY UINT64_MAX
 
@@ -205,8 +205,8 @@ static void gen_factor(const gen_t *g, int m, float out[][LATENT], uint64_t *rng
 }
 
 /* Topic centres. Factored: topic t = digits (a, b, c) of t in base (factors[0], factors[1],
- * factors[2]) takes the text factor's value a on blocks A B, the image factor's b on C and
- * the video factor's c on D (gen_factor). */
+ * factors[2]) is the sum of the text factor's value a, the image factor's b and the video
+ * factor's c (gen_factor: each is zero outside its modality's blocks). */
 static void gen_centers(gen_t *g, uint64_t *rng) {
     if (!g->factors[0]) {
         for (long i = 0; i < g->topics * LATENT; i++) g->center[i] = (float)rng_gauss(rng);
@@ -215,13 +215,8 @@ static void gen_centers(gen_t *g, uint64_t *rng) {
     float f[MMR_MODALITY_COUNT][MAX_FACTOR][LATENT];
     for (int m = 0; m < MMR_MODALITY_COUNT; m++) gen_factor(g, m, f[m], rng);
     for (long t = 0; t < g->topics; t++) {
-        long digit[MMR_MODALITY_COUNT] = {t % g->factors[0], t / g->factors[0] % g->factors[1],
-                                          t / g->factors[0] / g->factors[1]};
-        for (int c = 0; c < LATENT; c++) {
-            int m = 0;
-            while (!(blocks[m] >> (c / BLOCK) & 1)) m++;
-            g->center[t * LATENT + c] = f[m][digit[m]][c];
-        }
+        long a = t % g->factors[0], b = t / g->factors[0] % g->factors[1], v = t / g->factors[0] / g->factors[1];
+        for (int c = 0; c < LATENT; c++) g->center[t * LATENT + c] = f[0][a][c] + f[1][b][c] + f[2][v][c];
     }
 }
 
