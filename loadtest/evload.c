@@ -79,8 +79,8 @@ static void draw_event(const mmr_evload_cfg_t *cfg, const mmr_zipf_t *users, con
                        Mmrec__V1__Event *ev) {
     *ev = (Mmrec__V1__Event)MMREC__V1__EVENT__INIT;
     snprintf(eid, ID_LEN, "ld%lld-%llu-%ld", run_ms, (unsigned long long)cfg->seed, j);
-    snprintf(user, ID_LEN, "u%ld", mmr_zipf_draw(users, rng));
-    snprintf(item, ID_LEN, "i%ld", mmr_zipf_draw(items, rng));
+    mmr_zipf_draw_id(users, rng, 'u', user);
+    mmr_zipf_draw_id(items, rng, 'i', item);
     ev->event_id = eid;
     ev->user_id = user;
     ev->item_id = item;

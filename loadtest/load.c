@@ -24,7 +24,6 @@
 #define HEALTH_METHOD "/grpc.health.v1.Health/Check"
 #define HIST_LOWEST 1                       /* ns resolution */
 #define HIST_HIGHEST (60LL * 1000000000LL)  /* 60 s */
-#define ID_LEN 24                           /* "i" + up to 20 digits + NUL */
 
 static const char *const status_names[MMR_LOAD_NSTATUS] = {
     "OK", "CANCELLED", "UNKNOWN", "INVALID_ARGUMENT", "DEADLINE_EXCEEDED", "NOT_FOUND",
@@ -70,9 +69,9 @@ typedef struct ctx {
  * next gen_request on the same builder. */
 typedef struct gen {
     uint64_t rng;
-    char user[ID_LEN];
+    char user[MMR_ZIPF_ID_LEN];
     char **cands; /* [candidates] pointers into pool */
-    char *pool;   /* [candidates * ID_LEN] */
+    char *pool;   /* [candidates * MMR_ZIPF_ID_LEN] */
     Mmrec__V1__RankRequest rank;
     Grpc__Health__V1__HealthCheckRequest health;
 } gen_t;
@@ -82,7 +81,7 @@ static int gen_init(gen_t *g, const mmr_load_cfg_t *cfg, int thread) {
     g->rng = cfg->seed * 0x9e3779b97f4a7c15ull + (uint64_t)thread * 0xd1b54a32d192ed03ull + 1;
     long n = cfg->retrieve_k > 0 ? 0 : cfg->candidates;
     g->cands = calloc((size_t)(n ? n : 1), sizeof *g->cands);
-    g->pool = malloc((size_t)(n ? n : 1) * ID_LEN);
+    g->pool = malloc((size_t)(n ? n : 1) * MMR_ZIPF_ID_LEN);
     return g->cands && g->pool ? 0 : -1;
 }
 
@@ -100,15 +99,15 @@ static int gen_request(gen_t *g, const ctx_t *x, const ProtobufCMessage **msg) {
         return 1;
     }
     Mmrec__V1__RankRequest r = MMREC__V1__RANK_REQUEST__INIT;
-    snprintf(g->user, sizeof g->user, "u%ld", mmr_zipf_draw(&x->users, &g->rng));
+    mmr_zipf_draw_id(&x->users, &g->rng, 'u', g->user);
     r.user_id = g->user;
     r.top_k = (uint32_t)cfg->top_k;
     if (cfg->retrieve_k > 0) {
         r.retrieve_k = (uint32_t)cfg->retrieve_k;
     } else {
         for (long c = 0; c < cfg->candidates; c++) {
-            g->cands[c] = g->pool + c * ID_LEN;
-            snprintf(g->cands[c], ID_LEN, "i%ld", mmr_zipf_draw(&x->items, &g->rng));
+            g->cands[c] = g->pool + c * MMR_ZIPF_ID_LEN;
+            mmr_zipf_draw_id(&x->items, &g->rng, 'i', g->cands[c]);
         }
         r.candidates = g->cands;
         r.n_candidates = (size_t)cfg->candidates;

@@ -30,6 +30,16 @@ long mmr_zipf_draw(const mmr_zipf_t *z, uint64_t *rng) {
     return lo;
 }
 
+void mmr_zipf_draw_id(const mmr_zipf_t *z, uint64_t *rng, char prefix, char *out) {
+    char digits[20];
+    int n = 0;
+    for (unsigned long k = (unsigned long)mmr_zipf_draw(z, rng); n == 0 || k; k /= 10)
+        digits[n++] = (char)('0' + k % 10);
+    *out++ = prefix;
+    while (n) *out++ = digits[--n];
+    *out = '\0';
+}
+
 void mmr_zipf_release(mmr_zipf_t *z) {
     if (!z) return;
     free(z->cdf);
