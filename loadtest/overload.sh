@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # overload.sh — the overload run of issue 10 (not part of CI). Starts a local Kafka broker
 # and mmrecd with a trained model (loadtest/stack.sh), then, --runs times: measures the
-# capacity (OK calls/s, closed loop, 2 callers per server CPU: each worker always has a
+# capacity (OK calls/s, closed loop, 2 callers per server CPU: each handler slot always has a
 # call waiting, none long enough to count as overload; Rank 100 candidates), the
 # unloaded p99 of OK calls at a modest open-loop rate (--modest x capacity), and offers --factor x capacity open loop
 # for --duration s while a probe keeps offering the modest rate, per second

@@ -1,16 +1,16 @@
-/* admission.c — admission control of the worker queue (see mmr_admission.h). */
+/* admission.c — admission control of the handler slots (see mmr_admission.h). */
 #include "mmr_admission.h"
 
 #define WINDOW_NS 100000000LL /* offered load measured over this to end the overload */
 #define HOT_NS 20000000LL     /* ...and over this to start it */
-#define MILD 1.5              /* overloaded below this offered load: one queued call per worker */
+#define MILD 1.5              /* overloaded below this offered load: one queued call per slot */
 
-void mmr_admission_init(mmr_admission_t *a, int64_t target_ns, int workers) {
-    *a = (mmr_admission_t){.target_ns = target_ns, .workers = workers > 0 ? workers : 1};
+void mmr_admission_init(mmr_admission_t *a, int64_t target_ns, int slots) {
+    *a = (mmr_admission_t){.target_ns = target_ns, .slots = slots > 0 ? slots : 1};
 }
 
 static double offered_load(const mmr_admission_t *a, uint64_t arrivals, int64_t ns) {
-    return ns > 0 ? (double)arrivals * (double)a->run_ns / ((double)a->workers * (double)ns) : 0;
+    return ns > 0 ? (double)arrivals * (double)a->run_ns / ((double)a->slots * (double)ns) : 0;
 }
 
 int mmr_admission_arrive(mmr_admission_t *a, int64_t now, uint32_t q_len, int64_t head_wait_ns,
@@ -23,7 +23,7 @@ int mmr_admission_arrive(mmr_admission_t *a, int64_t now, uint32_t q_len, int64_
         a->hot_start_ns = now;
         a->hot_arrivals = 0;
     }
-    int64_t expect = (int64_t)q_len * a->run_ns / a->workers;
+    int64_t expect = (int64_t)q_len * a->run_ns / a->slots;
     int64_t delay = head_wait_ns > expect ? head_wait_ns : expect;
     if (!a->overloaded && q_len && delay > a->target_ns && a->hot_load > 1) {
         a->overloaded = 1; /* the exit window starts with the overload */
@@ -36,7 +36,7 @@ int mmr_admission_arrive(mmr_admission_t *a, int64_t now, uint32_t q_len, int64_
         a->win_arrivals = 0;
     }
     if (!a->overloaded) return 1;
-    int room = a->hot_load < MILD ? 2 * a->workers : a->workers; /* calls running or queued */
+    int room = a->hot_load < MILD ? 2 * a->slots : a->slots; /* calls running or queued */
     return (int)q_len + busy < room;
 }
 

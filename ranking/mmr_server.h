@@ -2,19 +2,21 @@
  *
  * Serves unary methods registered by the caller (Ranker, Admin) plus the standard
  * grpc.health.v1.Health service (Check and Watch). `threads` acceptor threads take
- * every arriving call at once and admit or refuse it; `threads` workers run the admitted
- * calls' handlers (decode, handle, answer), with memory from a per-call arena released
- * when the call completes. Health/Check is answered by an acceptor itself, outside
- * admission, so probes stay fast under overload.
+ * every arriving call at once and admit or refuse it; an admitted call's handler (decode,
+ * handle, answer) runs in one of `threads` slots: on the acceptor that admitted it while
+ * another acceptor stays out of handlers and the server is not overloaded, else on one of
+ * `threads` workers, with memory from a per-call arena released when the call completes.
+ * One acceptor is always free to refuse. Health/Check is answered by an acceptor itself, outside admission, so probes
+ * stay fast under overload.
  *
  * Admission, in order: bearer token when token auth is on (UNAUTHENTICATED at once,
  * before any decoding; grpc.health.v1 is exempt so probes work unauthenticated), then
- * load: once calls wait for a worker longer than queue_target_ms while they arrive faster
- * than the workers run them, the server is overloaded and admits a call only to an idle
- * worker (one waiting call per worker in a mild overload), until the offered load falls
- * below the workers' capacity; never more than max_inflight unanswered calls
+ * load: once calls wait for a slot longer than queue_target_ms while they arrive faster
+ * than the slots run them, the server is overloaded and admits a call only to a free
+ * slot (one waiting call per slot in a mild overload), until the offered load falls
+ * below the slots' capacity; never more than max_inflight unanswered calls
  * (mmr_admission.h). A refused call gets RESOURCE_EXHAUSTED at once (it never waits behind
- * a handler). Then, on the worker, deadline already passed (DEADLINE_EXCEEDED, no work
+ * a handler). Then, in the slot, deadline already passed (DEADLINE_EXCEEDED, no work
  * done), then the handler.
  *
  * Transport: plaintext, TLS, or mutual TLS (grpc core SSL server credentials), from PEM
@@ -78,8 +80,8 @@ int mmr_server_client_auth_parse(const char *s);
 
 typedef struct mmr_server_conf {
     const char *listen;       /* "127.0.0.1:50051"; port 0 picks a free port */
-    int threads;              /* worker threads running handlers, and as many acceptor
-                                 threads (default: cores) */
+    int threads;              /* handlers that may run at once, and as many acceptor and
+                                 worker threads (default: cores) */
     uint32_t max_inflight;    /* admitted calls not yet answered (default 256) */
     uint32_t queue_target_ms; /* queueing delay that, sustained, means overload
                                  (default 5 ms; see Admission above) */

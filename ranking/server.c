@@ -1,21 +1,29 @@
 /* server.c — gRPC serving engine over grpc core (see mmr_server.h).
  *
- * Threads: `threads` acceptors and `threads` workers. Every requested call and every batch
- * is bound to one completion queue that the acceptors share (so they also do grpc's I/O;
- * one acceptor alone fell behind under overload on 2 busy cores), and no acceptor runs a
- * Rank-sized handler, so each arriving call is matched and admitted (or refused) at once:
- * an acceptor checks the bearer token, answers Health/Check and unknown methods itself,
- * starts Health Watch streams, and hands admitted unary calls to the workers through a
- * ring. Admission (mmr_admission.h) queues every call until the queueing delay is above
- * queue_target_ms while calls arrive faster than the workers run them; then, overloaded,
- * it admits a call only to an idle worker (one waiting call per worker in a mild
- * overload), until the offered load falls below the workers' capacity. max_inflight
- * unanswered calls is a hard bound. A refused call gets RESOURCE_EXHAUSTED from the
- * acceptor, without ever waiting behind a handler, while a stall at moderate load (a busy
- * host, a model swap) queues calls instead of refusing them. (A bound on queued calls
- * alone refused ~3% at a third of capacity on a busy 2-core host.) Workers
- * block on the ring's condition variable, run the handler and queue the answer; the
- * answer's completion (TAG_DONE) comes back to an acceptor, which frees the call.
+ * Threads: `threads` handler slots, `threads` acceptors and `threads` workers. Every
+ * requested call and every batch is bound to one completion queue that the acceptors share
+ * (so they also do grpc's I/O; one acceptor alone fell behind under overload on 2 busy
+ * cores). An acceptor checks the bearer token, answers Health/Check and unknown methods
+ * itself, starts Health Watch streams, and admits or refuses each unary call at once. An
+ * admitted call runs in a slot: on the acceptor that admitted it when a slot is free and
+ * another acceptor stays out of handlers (so never with one thread), else on a worker,
+ * through a ring; an acceptor holding a slot runs the ring's waiting calls after its own
+ * before it gives the slot back. Handing every call to a worker cost Rank about a fifth
+ * of its server CPU in futex wake-ups and context switches (docs/PERFORMANCE.md). One
+ * acceptor is always free to match and refuse calls: a refused call never waits behind a
+ * handler. Overloaded, acceptors run no handlers: admitted calls go to the workers, which
+ * sleep between calls, so the scheduler runs a woken worker ahead of the acceptors busy
+ * refusing the excess and admitted calls keep their latency (with one more acceptor
+ * running handlers, admitted p99 at 3x on one CPU went from 1.6 to 2.2-3.2 ms and the
+ * verdicts of loadtest/overload.sh failed). Admission
+ * (mmr_admission.h) queues every call until the queueing delay is above queue_target_ms
+ * while calls arrive faster than the slots run them; then, overloaded, it admits a call
+ * only to a free slot (one waiting call per slot in a mild overload), until the offered
+ * load falls below the slots' capacity. max_inflight unanswered calls is a hard bound. A
+ * stall at moderate load (a busy host, a model swap) queues calls instead of refusing them.
+ * (A bound on queued calls alone refused ~3% at a third of capacity on a busy 2-core
+ * host.) The answer's completion (TAG_DONE) comes back to an acceptor, which frees the
+ * call.
  *
  * Health Watch is a server stream: a watcher stays in a list guarded by health_mu and
  * is sent the status whenever it changes; at shutdown it is finished with UNAVAILABLE so
@@ -113,18 +121,21 @@ struct mmr_server {
     grpc_server *server;
     grpc_completion_queue *shutdown_cq;
     grpc_completion_queue *cq;   /* the acceptors': every call's events */
-    pthread_t *acceptors;        /* [nworkers] */
-    pthread_t *workers;          /* [nworkers] */
-    int nworkers;
-    /* Hand-off ring of admitted unary calls and the admission state, guarded by q_mu.
-     * q_len <= admitted unanswered calls < max_inflight = q_cap, so it never overflows. */
+    pthread_t *acceptors;        /* [slots] */
+    pthread_t *workers;          /* [slots] */
+    int slots;                   /* handlers that may run at once */
+    /* Ring of admitted calls waiting for a slot, and the admission state, guarded by q_mu.
+     * q_len <= admitted unanswered calls < max_inflight = q_cap, so it never overflows.
+     * A queued call is taken by an acceptor giving up its slot (not overloaded) or by a
+     * worker woken on q_cv when a slot is free. */
     pthread_mutex_t q_mu;
     pthread_cond_t q_cv;
     call_t **q;                  /* [q_cap] */
     uint32_t q_cap, q_head, q_len;
     int q_stop;
     mmr_admission_t adm;         /* admission state */
-    int busy;                    /* workers running a handler */
+    int busy;                    /* slots taken: handlers running */
+    int busy_acceptors;          /* ...by acceptors: at most slots - 1 */
     method_t methods[MAX_METHODS];
     int nmethods;
     int port;
@@ -261,13 +272,45 @@ static void run_unary(call_t *c) {
     grpc_slice_unref(body);
 }
 
-/* Acceptor: hands c to the workers, or refuses it at once (mmr_admission.h decides;
- * max_inflight is a hard bound besides). After a successful push c belongs to a worker
- * and is not touched here again. */
+/* Takes the oldest queued call (q_mu held, q_len > 0). */
+static call_t *q_pop(mmr_server_t *s) {
+    call_t *c = s->q[s->q_head];
+    s->q_head = (s->q_head + 1) % s->q_cap;
+    s->q_len--;
+    return c;
+}
+
+/* Runs c in a slot the caller took; returns with q_mu held. */
+static void run_timed(mmr_server_t *s, call_t *c) {
+    int64_t t0 = mmr_mono_ns();
+    run_unary(c);
+    int64_t took = mmr_mono_ns() - t0;
+    pthread_mutex_lock(&s->q_mu);
+    mmr_admission_ran(&s->adm, took);
+}
+
+/* Acceptor holding a slot: runs c, then the ring's waiting calls unless overloaded, then
+ * gives the slot back (to a worker when calls still wait). */
+static void run_in_slot(mmr_server_t *s, call_t *c) {
+    for (;;) {
+        run_timed(s, c);
+        if (!s->q_len || s->adm.overloaded) break;
+        c = q_pop(s);
+        pthread_mutex_unlock(&s->q_mu);
+    }
+    s->busy--;
+    s->busy_acceptors--;
+    if (s->q_len) pthread_cond_signal(&s->q_cv);
+    pthread_mutex_unlock(&s->q_mu);
+}
+
+/* Acceptor: runs c in a free slot, queues it for the next slot, or refuses it at once
+ * (mmr_admission.h decides; max_inflight is a hard bound besides). A queued c belongs to
+ * whichever thread, acceptor or worker, pops it and is not touched here again. */
 static void admit_unary(call_t *c) {
     mmr_server_t *s = c->s;
     if (c->m->on_acceptor) { run_unary(c); return; }
-    int admitted = 0;
+    int admitted = 0, here = 0;
     int64_t now = c->matched_ns;
     pthread_mutex_lock(&s->q_mu);
     int64_t head_wait = s->q_len ? now - s->q[s->q_head]->matched_ns : 0;
@@ -275,10 +318,18 @@ static void admit_unary(call_t *c) {
         atomic_load(&s->inflight) < s->max_inflight) {
         c->admitted = admitted = 1;
         atomic_fetch_add(&s->inflight, 1);
-        s->q[(s->q_head + s->q_len++) % s->q_cap] = c;
-        pthread_cond_signal(&s->q_cv);
+        if (s->busy < s->slots && s->busy_acceptors < s->slots - 1 && !s->q_len &&
+            !s->adm.overloaded) {
+            s->busy++;
+            s->busy_acceptors++;
+            here = 1;
+        } else {
+            s->q[(s->q_head + s->q_len++) % s->q_cap] = c;
+            if (s->busy < s->slots) pthread_cond_signal(&s->q_cv);
+        }
     }
     pthread_mutex_unlock(&s->q_mu);
+    if (here) run_in_slot(s, c);
     if (admitted) return;
     atomic_fetch_add(&s->shed, 1);
     send_unary(c, MMR_RPC_RESOURCE_EXHAUSTED, "server overloaded: admission limit reached", NULL);
@@ -688,7 +739,7 @@ static void watch_notify_all(mmr_server_t *s) {
     pthread_mutex_unlock(&s->health_mu);
 }
 
-/* --- acceptor and workers --------------------------------------------------------------- */
+/* --- acceptors -------------------------------------------------------------------------- */
 
 static void *acceptor_main(void *arg) {
     mmr_server_t *s = arg;
@@ -704,7 +755,7 @@ static void *acceptor_main(void *arg) {
         case TAG_REQUESTED:
             if (!ev.success) { call_free(c); break; } /* server shutting down */
             c->matched_ns = mmr_mono_ns();
-            method_t *m = c->m; /* c may belong to a worker (or be freed) by the time we re-arm */
+            method_t *m = c->m; /* c may belong to another acceptor (or be freed) by the time we re-arm */
             if (s->ntokens && !m->public && !auth_call(c)) {}
             else if (m->kind == M_UNARY) admit_unary(c);
             else if (m->kind == M_HEALTH_WATCH) watch_start(c);
@@ -724,25 +775,19 @@ static void *acceptor_main(void *arg) {
     return NULL;
 }
 
-/* Runs admitted calls from the ring until it is empty and stopping. */
+/* Runs queued calls whenever a slot is free, until the ring is empty and stopping. */
 static void *worker_main(void *arg) {
     mmr_server_t *s = arg;
     mmr_thread_set_name("mmr-worker");
     pthread_mutex_lock(&s->q_mu);
     for (;;) {
-        while (!s->q_len && !s->q_stop) pthread_cond_wait(&s->q_cv, &s->q_mu);
-        if (!s->q_len) break;
-        call_t *c = s->q[s->q_head];
-        s->q_head = (s->q_head + 1) % s->q_cap;
-        s->q_len--;
+        while (!s->q_stop && !(s->q_len && s->busy < s->slots)) pthread_cond_wait(&s->q_cv, &s->q_mu);
+        if (s->q_stop) break; /* set once every call is done: the ring is empty */
+        call_t *c = q_pop(s);
         s->busy++;
         pthread_mutex_unlock(&s->q_mu);
-        int64_t t0 = mmr_mono_ns();
-        run_unary(c);
-        int64_t took = mmr_mono_ns() - t0;
-        pthread_mutex_lock(&s->q_mu);
+        run_timed(s, c);
         s->busy--;
-        mmr_admission_ran(&s->adm, took);
     }
     pthread_mutex_unlock(&s->q_mu);
     return NULL;
@@ -784,11 +829,11 @@ mmr_status_t mmr_server_new(const mmr_server_conf_t *conf, mmr_server_t **out, m
     pthread_mutex_init(&s->health_mu, NULL);
     pthread_mutex_init(&s->q_mu, NULL);
     pthread_cond_init(&s->q_cv, NULL);
-    s->nworkers = conf->threads > 0 ? conf->threads : mmr_cpu_count();
+    s->slots = conf->threads > 0 ? conf->threads : mmr_cpu_count();
     s->max_inflight = conf->max_inflight ? conf->max_inflight : 256;
     s->q_cap = s->max_inflight;
     mmr_admission_init(&s->adm, (int64_t)(conf->queue_target_ms ? conf->queue_target_ms : 5) * 1000000,
-                       s->nworkers);
+                       s->slots);
     /* SO_REUSEPORT off: a second daemon on the same port must fail, not share traffic. */
     grpc_arg args[3] = {
         {.type = GRPC_ARG_INTEGER, .key = GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH,
@@ -872,8 +917,8 @@ void mmr_server_set_service_serving(mmr_server_t *s, const char *name, int servi
 }
 
 mmr_status_t mmr_server_start(mmr_server_t *s, mmr_err_t *err) {
-    s->acceptors = calloc((size_t)s->nworkers, sizeof *s->acceptors);
-    s->workers = calloc((size_t)s->nworkers, sizeof *s->workers);
+    s->acceptors = calloc((size_t)s->slots, sizeof *s->acceptors);
+    s->workers = calloc((size_t)s->slots, sizeof *s->workers);
     s->q = calloc(s->q_cap, sizeof *s->q);
     if (!s->acceptors || !s->workers || !s->q) return mmr_err_set(err, MMR_ERR_NOMEM, "out of memory");
     grpc_server_start(s->server);
@@ -883,10 +928,8 @@ mmr_status_t mmr_server_start(mmr_server_t *s, mmr_err_t *err) {
      * unmatched is invisible to admission and is cancelled, not drained, at shutdown. */
     for (int m = 0; m < s->nmethods; m++)
         for (int k = 0; k < ARMED; k++) request_next(s, &s->methods[m]);
-    for (int i = 0; i < s->nworkers; i++) {
-        pthread_create(&s->acceptors[i], NULL, acceptor_main, s);
-        pthread_create(&s->workers[i], NULL, worker_main, s);
-    }
+    for (int i = 0; i < s->slots; i++) pthread_create(&s->acceptors[i], NULL, acceptor_main, s);
+    for (int i = 0; i < s->slots; i++) pthread_create(&s->workers[i], NULL, worker_main, s);
     return MMR_OK;
 }
 
@@ -935,9 +978,9 @@ void mmr_server_shutdown(mmr_server_t *s, int grace_ms) {
     s->q_stop = 1;
     pthread_cond_broadcast(&s->q_cv);
     pthread_mutex_unlock(&s->q_mu);
-    for (int i = 0; i < s->nworkers; i++) pthread_join(s->workers[i], NULL);
+    for (int i = 0; i < s->slots; i++) pthread_join(s->workers[i], NULL);
     grpc_completion_queue_shutdown(s->cq);
-    for (int i = 0; i < s->nworkers; i++) pthread_join(s->acceptors[i], NULL);
+    for (int i = 0; i < s->slots; i++) pthread_join(s->acceptors[i], NULL);
     /* Only now: an acceptor that read stopped == 0 may still have been re-arming a request. */
     grpc_server_destroy(s->server);
     s->server = NULL;

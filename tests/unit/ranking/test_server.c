@@ -1,5 +1,6 @@
 /* test_server.c — the gRPC serving engine over real gRPC on loopback: health Check,
- * unknown methods, deadlines dropped before work, load shedding, graceful drain. */
+ * unknown methods, deadlines dropped before work, graceful drain, handler slots (on an
+ * acceptor and a worker, a call waiting for one), load shedding. */
 #include <pthread.h>
 #include <stdatomic.h>
 #include <string.h>
@@ -147,6 +148,7 @@ int main(void) {
     printf("ok expired call dropped before work (handled=%d expired=%llu)\n", atomic_load(&handled),
            (unsigned long long)st.expired);
 
+
     /* graceful drain: a call in flight at shutdown completes OK */
     call_args_t inflight = {c, "/test.Slow/Work", "sleep:300", 5000, -1};
     pthread_create(&th, NULL, do_call, &inflight);
@@ -158,7 +160,35 @@ int main(void) {
     mmr_rpc_client_free(c);
     printf("ok in-flight call drained on shutdown\n");
 
-    /* shedding: 4 workers, 2 admitted at a time: of 4 concurrent slow calls, 2 are shed */
+    /* two slots (two acceptors, two workers): of three slow calls two run at once, one on
+     * the acceptor that admitted it and one on a worker (one acceptor stays out of
+     * handlers); the third waits for a slot while health checks are still answered */
+    s = start_server(2, 64, target, sizeof target);
+    CHECK(mmr_rpc_client_new(target, NULL, &c, &err) == MMR_OK);
+    mmr_server_set_serving(s, 1);
+    CHECK(call(c, "/test.Slow/Work", "sleep:0", 2000) == MMR_RPC_OK);
+    wait_idle(s, &st);
+    atomic_store(&handled, 0);
+    call_args_t three[3];
+    pthread_t th3[3];
+    for (int i = 0; i < 3; i++) {
+        three[i] = (call_args_t){c, "/test.Slow/Work", "sleep:400", 5000, -1};
+        pthread_create(&th3[i], NULL, do_call, &three[i]);
+        usleep(50 * 1000);
+    }
+    CHECK_MSG(atomic_load(&handled) == 2, "handled %d with two slots busy", atomic_load(&handled));
+    CHECK(health(c, "", &serving) == 0 && serving == 1);
+    CHECK_MSG(atomic_load(&handled) == 2, "health waited for a slot (handled %d)", atomic_load(&handled));
+    for (int i = 0; i < 3; i++) {
+        pthread_join(th3[i], NULL);
+        CHECK_MSG(three[i].status == MMR_RPC_OK, "call %d status %d", i, three[i].status);
+    }
+    CHECK(atomic_load(&handled) == 3);
+    mmr_server_free(s);
+    mmr_rpc_client_free(c);
+    printf("ok two slots: two calls run at once, the third waits; health answered meanwhile\n");
+
+    /* shedding: 4 slots, 2 admitted at a time: of 4 concurrent slow calls, 2 are shed */
     s = start_server(4, 2, target, sizeof target);
     CHECK(mmr_rpc_client_new(target, NULL, &c, &err) == MMR_OK);
     CHECK(call(c, "/test.Slow/Work", "sleep:0", 2000) == MMR_RPC_OK);
