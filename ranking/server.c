@@ -755,12 +755,13 @@ static void *acceptor_main(void *arg) {
         case TAG_REQUESTED:
             if (!ev.success) { call_free(c); break; } /* server shutting down */
             c->matched_ns = mmr_mono_ns();
-            method_t *m = c->m; /* c may belong to another acceptor (or be freed) by the time we re-arm */
+            method_t *m = c->m;
+            /* re-armed first: this acceptor may now run handlers for a while */
+            request_next(s, m);
             if (s->ntokens && !m->public && !auth_call(c)) {}
             else if (m->kind == M_UNARY) admit_unary(c);
             else if (m->kind == M_HEALTH_WATCH) watch_start(c);
             else send_unary(c, MMR_RPC_UNIMPLEMENTED, "unknown method", NULL);
-            request_next(s, m);
             break;
         case TAG_DONE:
             if (c->admitted) atomic_fetch_sub(&s->inflight, 1);
@@ -775,14 +776,17 @@ static void *acceptor_main(void *arg) {
     return NULL;
 }
 
-/* Runs queued calls whenever a slot is free, until the ring is empty and stopping. */
+/* Runs queued calls whenever a slot is free, until stopping with the ring empty. */
 static void *worker_main(void *arg) {
     mmr_server_t *s = arg;
     mmr_thread_set_name("mmr-worker");
     pthread_mutex_lock(&s->q_mu);
     for (;;) {
         while (!s->q_stop && !(s->q_len && s->busy < s->slots)) pthread_cond_wait(&s->q_cv, &s->q_mu);
-        if (s->q_stop) break; /* set once every call is done: the ring is empty */
+        /* Stopping: grpc is done with every call, but after a grace timeout cancelled them
+         * calls may still wait here; they are run (their answers fail) so that each is
+         * freed and leaves inflight, even beyond the slot bound. */
+        if (!s->q_len) break;
         call_t *c = q_pop(s);
         s->busy++;
         pthread_mutex_unlock(&s->q_mu);

@@ -11,13 +11,17 @@
 #include "mmr_rpc.h"
 #include "mmr_server.h"
 
-static atomic_int handled;
+static atomic_int handled, on_acceptor, on_worker; /* handler runs, by thread kind */
 
 /* Test method: the request's `service` field says how long to work, e.g. "sleep:300". */
 static void slow_handler(void *opaque, const mmr_rpc_request_t *req, mmr_rpc_reply_t *reply) {
     Grpc__Health__V1__HealthCheckRequest *in =
         grpc__health__v1__health_check_request__unpack(NULL, req->len, req->data);
     atomic_fetch_add(&handled, 1);
+    char name[16] = "";
+    pthread_getname_np(pthread_self(), name, sizeof name);
+    if (!strcmp(name, "mmr-acceptor")) atomic_fetch_add(&on_acceptor, 1);
+    if (!strcmp(name, "mmr-worker")) atomic_fetch_add(&on_worker, 1);
     int ms = 0;
     if (in && sscanf(in->service, "sleep:%d", &ms) == 1) usleep((useconds_t)ms * 1000);
     grpc__health__v1__health_check_request__free_unpacked(in, NULL);
@@ -162,21 +166,26 @@ int main(void) {
 
     /* two slots (two acceptors, two workers): of three slow calls two run at once, one on
      * the acceptor that admitted it and one on a worker (one acceptor stays out of
-     * handlers); the third waits for a slot while health checks are still answered */
+     * handlers); the third waits for a slot while health checks are still answered, and
+     * runs when a slot frees */
     s = start_server(2, 64, target, sizeof target);
     CHECK(mmr_rpc_client_new(target, NULL, &c, &err) == MMR_OK);
     mmr_server_set_serving(s, 1);
     CHECK(call(c, "/test.Slow/Work", "sleep:0", 2000) == MMR_RPC_OK);
     wait_idle(s, &st);
     atomic_store(&handled, 0);
+    atomic_store(&on_acceptor, 0);
+    atomic_store(&on_worker, 0);
     call_args_t three[3];
     pthread_t th3[3];
     for (int i = 0; i < 3; i++) {
-        three[i] = (call_args_t){c, "/test.Slow/Work", "sleep:400", 5000, -1};
+        three[i] = (call_args_t){c, "/test.Slow/Work", "sleep:1000", 10000, -1};
         pthread_create(&th3[i], NULL, do_call, &three[i]);
-        usleep(50 * 1000);
+        usleep(100 * 1000);
     }
     CHECK_MSG(atomic_load(&handled) == 2, "handled %d with two slots busy", atomic_load(&handled));
+    CHECK_MSG(atomic_load(&on_acceptor) == 1 && atomic_load(&on_worker) == 1, "on acceptor %d, on worker %d",
+              atomic_load(&on_acceptor), atomic_load(&on_worker));
     CHECK(health(c, "", &serving) == 0 && serving == 1);
     CHECK_MSG(atomic_load(&handled) == 2, "health waited for a slot (handled %d)", atomic_load(&handled));
     for (int i = 0; i < 3; i++) {
@@ -186,7 +195,31 @@ int main(void) {
     CHECK(atomic_load(&handled) == 3);
     mmr_server_free(s);
     mmr_rpc_client_free(c);
-    printf("ok two slots: two calls run at once, the third waits; health answered meanwhile\n");
+    printf("ok two slots: two calls run at once (acceptor, worker), the third waits; health answered meanwhile\n");
+
+    /* shutdown whose grace runs out with a call still waiting for the slot: the waiting
+     * call is run (its answer fails) and freed, nothing stays in flight */
+    s = start_server(1, 64, target, sizeof target);
+    CHECK(mmr_rpc_client_new(target, NULL, &c, &err) == MMR_OK);
+    CHECK(call(c, "/test.Slow/Work", "sleep:0", 2000) == MMR_RPC_OK);
+    wait_idle(s, &st);
+    atomic_store(&handled, 0);
+    pthread_t th2;
+    call_args_t busy = {c, "/test.Slow/Work", "sleep:600", 5000, -1};
+    call_args_t waiting = {c, "/test.Slow/Work", "sleep:0", 5000, -1};
+    pthread_create(&th, NULL, do_call, &busy);
+    usleep(100 * 1000);
+    pthread_create(&th2, NULL, do_call, &waiting);
+    usleep(100 * 1000);
+    mmr_server_shutdown(s, 100);
+    mmr_server_get_stats(s, &st);
+    CHECK_MSG(atomic_load(&handled) == 2 && st.inflight == 0, "handled %d inflight %u",
+              atomic_load(&handled), st.inflight);
+    pthread_join(th, NULL);
+    pthread_join(th2, NULL);
+    mmr_server_free(s);
+    mmr_rpc_client_free(c);
+    printf("ok shutdown after the grace: the waiting call run and freed (inflight 0)\n");
 
     /* shedding: 4 slots, 2 admitted at a time: of 4 concurrent slow calls, 2 are shed */
     s = start_server(4, 2, target, sizeof target);
