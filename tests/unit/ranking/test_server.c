@@ -92,6 +92,19 @@ static void wait_idle(mmr_server_t *s, mmr_server_stats_t *st) {
     }
 }
 
+/* A server with a connected client whose channel is warm and whose warm-up call has
+ * left the server (it must not hold a slot in what follows). */
+static mmr_server_t *start_warm(int threads, uint32_t max_inflight, char *target, size_t n,
+                                mmr_rpc_client_t **c) {
+    mmr_server_t *s = start_server(threads, max_inflight, target, n);
+    mmr_err_t err = {0};
+    CHECK(mmr_rpc_client_new(target, NULL, c, &err) == MMR_OK);
+    CHECK(call(*c, "/test.Slow/Work", "sleep:0", 2000) == MMR_RPC_OK);
+    mmr_server_stats_t st;
+    wait_idle(s, &st);
+    return s;
+}
+
 int main(void) {
     char target[64];
     mmr_err_t err = {0};
@@ -168,11 +181,8 @@ int main(void) {
      * the acceptor that admitted it and one on a worker (one acceptor stays out of
      * handlers); the third waits for a slot while health checks are still answered, and
      * runs when a slot frees */
-    s = start_server(2, 64, target, sizeof target);
-    CHECK(mmr_rpc_client_new(target, NULL, &c, &err) == MMR_OK);
+    s = start_warm(2, 64, target, sizeof target, &c);
     mmr_server_set_serving(s, 1);
-    CHECK(call(c, "/test.Slow/Work", "sleep:0", 2000) == MMR_RPC_OK);
-    wait_idle(s, &st);
     atomic_store(&handled, 0);
     atomic_store(&on_acceptor, 0);
     atomic_store(&on_worker, 0);
@@ -199,10 +209,7 @@ int main(void) {
 
     /* shutdown whose grace runs out with a call still waiting for the slot: the waiting
      * call is run (its answer fails) and freed, nothing stays in flight */
-    s = start_server(1, 64, target, sizeof target);
-    CHECK(mmr_rpc_client_new(target, NULL, &c, &err) == MMR_OK);
-    CHECK(call(c, "/test.Slow/Work", "sleep:0", 2000) == MMR_RPC_OK);
-    wait_idle(s, &st);
+    s = start_warm(1, 64, target, sizeof target, &c);
     atomic_store(&handled, 0);
     pthread_t th2;
     call_args_t busy = {c, "/test.Slow/Work", "sleep:600", 5000, -1};
@@ -222,10 +229,7 @@ int main(void) {
     printf("ok shutdown after the grace: the waiting call run and freed (inflight 0)\n");
 
     /* shedding: 4 slots, 2 admitted at a time: of 4 concurrent slow calls, 2 are shed */
-    s = start_server(4, 2, target, sizeof target);
-    CHECK(mmr_rpc_client_new(target, NULL, &c, &err) == MMR_OK);
-    CHECK(call(c, "/test.Slow/Work", "sleep:0", 2000) == MMR_RPC_OK);
-    wait_idle(s, &st); /* the warm-up call must not hold a slot during the burst */
+    s = start_warm(4, 2, target, sizeof target, &c);
     call_args_t burst[4];
     pthread_t ths[4];
     for (int i = 0; i < 4; i++) {
