@@ -1,7 +1,8 @@
 /* mmr_ann.h — an approximate top-K index by dot product over N unit item vectors of width
- * D (IVF-Flat: spherical k-means lists, exact re-scoring inside the probed lists), and the
- * exact top-K scan it shares with mmr_model_retrieve. Not in here: ids, the catalog, when
- * to use which (mmr_model.h); no compression, no updates (an index is rebuilt per model).
+ * D (IVF-SQ8: spherical k-means lists of 8-bit codes, the best candidates re-scored exactly
+ * from the float vectors), and the exact top-K scan it shares with mmr_model_retrieve. Not
+ * in here: ids, the catalog, when to use which (mmr_model.h); no updates (an index is
+ * rebuilt per model).
  *
  * Results follow mmr_model_retrieve's contract: best first, ties by the lower row; rows
  * listed in exclude_rows (sorted ascending, duplicates allowed) are skipped; *n_out =
@@ -9,7 +10,7 @@
  * hold fewer than k usable rows, up to all of them.
  *
  * Threads: a built index is immutable; mmr_ann_search may run concurrently on one index
- * (scratch lives on the caller's stack, ≤ 2 * MMR_ANN_MAX_NLIST * 4 bytes). Determinism:
+ * (scratch lives on the caller's stack, about 90 KB). Determinism:
  * the same vectors and options (seed included) give the same index and the same answers. */
 #ifndef MMR_ANN_H
 #define MMR_ANN_H
@@ -20,6 +21,7 @@
 #include "mmr_err.h"
 
 #define MMR_ANN_MAX_NLIST 4096
+#define MMR_ANN_MAX_D 2048
 
 typedef struct mmr_ann mmr_ann_t;
 
@@ -27,6 +29,7 @@ typedef struct mmr_ann_opts {
     uint32_t nlist;      /* lists; 0 = round(sqrt(N)), clamped to [1, MMR_ANN_MAX_NLIST] and N */
     uint32_t nprobe;     /* lists probed per query; 0 = calibrated at build (below) */
     float target_recall; /* calibration: smallest nprobe whose recall@calib_k reaches it */
+    uint32_t rerank;     /* a search re-scores the best rerank * k by code exactly (0 = 1) */
     uint32_t calib_k;    /* calibration k (clamped to N) */
     uint32_t calib_queries; /* per query set: sampled item vectors, and random directions */
     uint32_t iters;      /* k-means iterations */
@@ -34,13 +37,13 @@ typedef struct mmr_ann_opts {
     uint64_t seed;
 } mmr_ann_opts_t;
 
-/* nlist 0, nprobe 0, target_recall 0.97, calib_k 100, calib_queries 32, iters 10,
+/* nlist 0, nprobe 0, target_recall 0.97, rerank 2, calib_k 100, calib_queries 32, iters 10,
  * train_per_list 64, seed 1. */
 mmr_ann_opts_t mmr_ann_opts_default(void);
 
 /* What a built index looks like; recall and scan_frac are the calibration's means at
- * nprobe (recall = the worse of the two query sets; with a fixed nprobe they are measured
- * the same way). */
+ * nprobe (recall = the worse of the two query sets, measured by searching; with a fixed
+ * nprobe they are measured the same way). */
 typedef struct mmr_ann_info {
     uint32_t nlist, nprobe;
     float recall;    /* recall@calib_k against exact */
@@ -48,9 +51,11 @@ typedef struct mmr_ann_info {
     double build_s;  /* k-means + lists + calibration, seconds */
 } mmr_ann_info_t;
 
-/* Builds the index over vec (n, D), copied (vec is only read during the call). opts NULL =
- * defaults. Errors: MMR_ERR_INVALID (n = 0, n ≥ UINT32_MAX, D < 1, nlist over the cap),
- * MMR_ERR_NOMEM. *out is NULL on failure. */
+/* Builds the index over vec (n, D), which the index keeps reading (re-scoring): vec must
+ * stay valid and unchanged until mmr_ann_free. It holds n * (D rounded up to 16) bytes of
+ * codes and 4 n of rows. opts NULL = defaults. Errors: MMR_ERR_INVALID (n = 0, n ≥
+ * UINT32_MAX, D < 1 or over MMR_ANN_MAX_D, nlist over the cap), MMR_ERR_NOMEM. *out is NULL
+ * on failure. */
 mmr_status_t mmr_ann_new(const float *vec, size_t n, int D, const mmr_ann_opts_t *opts,
                          mmr_ann_t **out, mmr_err_t *err);
 void mmr_ann_free(mmr_ann_t *a); /* NULL is a no-op */

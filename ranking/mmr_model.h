@@ -52,9 +52,10 @@ mmr_status_t mmr_model_new(mmr_tower_t *tower, mmr_fstore_t *fs, mmr_tower_backe
                            mmr_model_t **out, mmr_err_t *err);
 void mmr_model_free(mmr_model_t *m); /* NULL is a no-op */
 
-/* Retrieval: exact below ann_min_items, approximate (mmr_ann.h) from there on, unless the
- * calibrated index would scan more than ann_max_scan of the items per query (catalogs
- * without cluster structure), where exact is as fast; ON and OFF force the choice (tests,
+/* Retrieval: exact below ann_min_items or above MMR_ANN_MAX_D, approximate (mmr_ann.h)
+ * from there on, unless the calibrated index would scan more than ann_max_scan of the items
+ * per query: its lists then do not fit the vectors (catalogs without cluster structure),
+ * and exact, a few times slower there, loses nothing. ON and OFF force the choice (tests,
  * replay). */
 typedef enum { MMR_MODEL_ANN_AUTO = 0, MMR_MODEL_ANN_OFF, MMR_MODEL_ANN_ON } mmr_model_ann_mode_t;
 typedef struct mmr_model_opts {

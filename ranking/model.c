@@ -163,7 +163,7 @@ mmr_model_opts_t mmr_model_opts_default(void) {
 /* Builds m->ann when opts ask for it (see mmr_model_opts_t). */
 static mmr_status_t build_ann(mmr_model_t *m, const mmr_model_opts_t *o, mmr_err_t *err) {
     if (o->ann == MMR_MODEL_ANN_OFF || m->n == 0) return MMR_OK;
-    if (o->ann == MMR_MODEL_ANN_AUTO && m->n < o->ann_min_items) return MMR_OK;
+    if (o->ann == MMR_MODEL_ANN_AUTO && (m->n < o->ann_min_items || m->D > MMR_ANN_MAX_D)) return MMR_OK;
     mmr_status_t st = mmr_ann_new(m->vec, m->n, m->D, &o->ann_opts, &m->ann, err);
     if (st != MMR_OK) return st;
     mmr_ann_info_t i;

@@ -1,7 +1,9 @@
 /* test_ann.c — the approximate index (mmr_ann) against the exact scan: recall@100 ≥ 0.95
  * with the default (calibrated) nprobe at N = 20,000, D = 64 on random unit vectors and on
- * 64 clusters, with fresh queries; exclusions; k > N, N = 1, duplicate vectors; the same
- * seed giving the same index and answers; and mmr_model choosing exact or ANN by option. */
+ * 64 clusters, with fresh queries, every returned score exactly the exact scan's; exclusions;
+ * k > N, N = 1, duplicate vectors; k beyond the stack's candidate buffer; widths that are
+ * not a multiple of the code block, a constant dimension and the widest D; the same seed
+ * giving the same index and answers; and mmr_model choosing exact or ANN by option. */
 #include <math.h>
 
 #include "mmr_ann.h"
@@ -63,7 +65,11 @@ static double recall(const mmr_ann_t *a, const float *v, uint64_t *rng) {
         for (int r = 1; r < K; r++) CHECK(ad[r - 1] > ad[r] || (ad[r - 1] == ad[r] && ar[r - 1] < ar[r]));
         for (int r = 0; r < K; r++)
             for (int s = 0; s < K; s++)
-                if (ar[r] == er[s]) { hit++; break; }
+                if (ar[r] == er[s]) {
+                    CHECK_MSG(ad[r] == ed[s], "row %lld: %.9g, exact %.9g", (long long)ar[r], ad[r], ed[s]);
+                    hit++;
+                    break;
+                }
     }
     return (double)hit / (NQ * K);
 }
@@ -158,6 +164,80 @@ static void test_edges(void) {
     printf("edges: N = 1, k > N, exclusions, duplicates, bad shapes ok\n");
 }
 
+/* k = 2,500: more candidates than the stack holds; exclusions still apply, and with every
+ * list probed (nprobe is calibrated for k = 100) the answer is nearly the exact one. */
+static void test_large_k(void) {
+    enum { KL = 2500 };
+    uint64_t rng = 17;
+    float *v = make_vecs(N, 64, &rng);
+    int64_t *rows = malloc(2 * KL * sizeof *rows), *er = rows + KL, ex[3];
+    float *dots = malloc(2 * KL * sizeof *dots), *ed = dots + KL;
+    CHECK(rows && dots);
+    mmr_ann_t *a = NULL;
+    mmr_err_t err = {0};
+    CHECK_OK(mmr_ann_new(v, N, D, NULL, &a, &err), &err);
+    const float *q = v + 4242 * D;
+    CHECK(exact(v, N, q, KL, NULL, 0, er, ed) == KL);
+    ex[0] = er[0]; ex[1] = er[1]; ex[2] = er[2];
+    for (int j = 1; j < 3; j++)
+        for (int l = j; l > 0 && ex[l - 1] > ex[l]; l--) { int64_t t = ex[l]; ex[l] = ex[l - 1]; ex[l - 1] = t; }
+    size_t got = 0, hit = 0;
+    mmr_ann_search(a, q, KL, MMR_ANN_MAX_NLIST, ex, 3, rows, dots, &got);
+    CHECK(got == KL);
+    for (size_t r = 0; r < got; r++) {
+        CHECK(rows[r] != ex[0] && rows[r] != ex[1] && rows[r] != ex[2]);
+        if (r) CHECK(dots[r - 1] > dots[r] || (dots[r - 1] == dots[r] && rows[r - 1] < rows[r]));
+        for (size_t s = 3; s < KL; s++)
+            if (rows[r] == er[s]) { hit++; break; }
+    }
+    CHECK_MSG(hit >= 0.99 * (KL - 3), "recall %.3f at k %d", (double)hit / (KL - 3), KL);
+    mmr_ann_free(a);
+    free(rows);
+    free(dots);
+    free(v);
+    printf("large k: %d results, recall %.3f, exclusions kept out\n", KL, (double)hit / (KL - 3));
+}
+
+/* Widths: 20 (codes padded) with one constant dimension, and MMR_ANN_MAX_D (the largest
+ * integer sums); every list probed, the answer is the exact one. One over the cap is refused. */
+static void test_widths(void) {
+    static const int dims[] = {20, MMR_ANN_MAX_D};
+    size_t n = 600;
+    uint64_t rng = 23;
+    for (int w = 0; w < 2; w++) {
+        int d = dims[w];
+        float *v = malloc(n * d * sizeof *v), *q = malloc(d * sizeof *q);
+        CHECK(v && q);
+        for (size_t i = 0; i < n * d; i++) v[i] = (float)mmr_rand_uniform(&rng) - 0.5f;
+        for (size_t i = 0; i < n; i++) v[i * d + 5] = 0.25f;
+        for (int j = 0; j < d; j++) q[j] = (float)mmr_rand_uniform(&rng) - 0.5f;
+        mmr_ann_opts_t o = mmr_ann_opts_default();
+        o.nprobe = MMR_ANN_MAX_NLIST;
+        o.rerank = 8;
+        mmr_ann_t *a = NULL;
+        mmr_err_t err = {0};
+        CHECK_OK(mmr_ann_new(v, n, d, &o, &a, &err), &err);
+        int64_t rows[20], er[20];
+        float dots[20], ed[20];
+        size_t got = 0;
+        mmr_ann_search(a, q, 20, 0, NULL, 0, rows, dots, &got);
+        mmr_ann_topk_t t = {.k = 20, .rows = er, .dots = ed};
+        mmr_ann_topk_scan(&t, q, v, n, d, NULL, 0);
+        mmr_ann_topk_sort(&t);
+        CHECK_MSG(got == 20 && memcmp(rows, er, sizeof rows) == 0 && memcmp(dots, ed, sizeof dots) == 0,
+                  "D %d: the approximate answer differs from the exact one", d);
+        mmr_ann_free(a);
+        free(v);
+        free(q);
+    }
+    mmr_err_t err = {0};
+    mmr_ann_t *a = NULL;
+    float x[MMR_ANN_MAX_D + 1] = {0};
+    CHECK(mmr_ann_new(x, 1, MMR_ANN_MAX_D + 1, NULL, &a, &err) == MMR_ERR_INVALID && a == NULL);
+    printf("widths: D 20 and %d equal exact with every list probed; %d refused\n", MMR_ANN_MAX_D,
+           MMR_ANN_MAX_D + 1);
+}
+
 static void test_determinism(void) {
     uint64_t rng = 9;
     size_t n = 5000;
@@ -233,6 +313,8 @@ static void test_model(void) {
 int main(void) {
     test_edges();
     test_determinism();
+    test_large_k();
+    test_widths();
     test_recall(0);
     test_recall(64);
     test_model();
