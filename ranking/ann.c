@@ -32,6 +32,7 @@
  * need few lists. */
 #include "mmr_ann.h"
 
+#include <float.h>
 #include <math.h>
 #include <stdatomic.h>
 #include <stdlib.h>
@@ -308,7 +309,7 @@ static void quantise_query(const mmr_ann_t *a, const float *q, qcode_t *qc) {
         if (w > m) m = w;
     }
     double lim = fmin(32767.0, floor((double)INT32_MAX / (255.0 * a->Dp)));
-    float sc = m > 0.0f ? (float)(lim / m) : 0.0f;
+    float sc = m > 0.0f ? (float)fmin(lim / m, FLT_MAX) : 0.0f; /* m may be subnormal */
     for (int d = 0; d < a->D; d++) {
         float v = q[d] * a->step[d] * sc;
         qc->qi[d] = v > (float)lim ? (int16_t)lim : v < (float)-lim ? (int16_t)-lim : v == v ? (int16_t)lrintf(v) : 0;
@@ -442,8 +443,7 @@ void mmr_ann_search(const mmr_ann_t *a, const float *q, size_t k, uint32_t nprob
     if (!k) return;
     if (!nprobe) nprobe = a->info.nprobe;
     /* keep the best R = rerank * k by code (at least k, at most every row) in a buffer of 2 R */
-    size_t R = k * a->rerank;
-    if (R > CAND_CAP / 2) R = k > CAND_CAP / 2 ? k : CAND_CAP / 2;
+    size_t R = k > CAND_CAP / 2 / a->rerank ? (k > CAND_CAP / 2 ? k : CAND_CAP / 2) : k * a->rerank;
     if (R > a->n) R = a->n;
     cand_t c = {.rows = crow, .sc = csc, .keep = R, .cap = 2 * R, .thr = -INFINITY,
                 .ex = exclude_rows, .n_ex = n_exclude};

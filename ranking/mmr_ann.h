@@ -29,7 +29,8 @@ typedef struct mmr_ann_opts {
     uint32_t nlist;      /* lists; 0 = round(sqrt(N)), clamped to [1, MMR_ANN_MAX_NLIST] and N */
     uint32_t nprobe;     /* lists probed per query; 0 = calibrated at build (below) */
     float target_recall; /* calibration: smallest nprobe whose recall@calib_k reaches it */
-    uint32_t rerank;     /* a search re-scores the best rerank * k by code exactly (0 = 1) */
+    uint32_t rerank;     /* a search re-scores the best rerank * k by code exactly (0 = 1),
+                          * at most 2048 of them, or k when k is larger */
     uint32_t calib_k;    /* calibration k (clamped to N) */
     uint32_t calib_queries; /* per query set: sampled item vectors, and random directions */
     uint32_t iters;      /* k-means iterations */

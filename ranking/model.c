@@ -218,13 +218,13 @@ mmr_status_t mmr_model_new_opts(mmr_tower_t *tower, mmr_fstore_t *fs, mmr_tower_
 void mmr_model_free(mmr_model_t *m) {
     if (!m) return;
     mmr_tower_free(m->tower);
+    mmr_ann_free(m->ann); /* reads vec until freed */
     free(m->vec);
     free(m->gate);
     free(m->hash);
     free(m->id_off);
     free(m->id_pool);
     free(m->slots);
-    mmr_ann_free(m->ann);
     free(m);
 }
 

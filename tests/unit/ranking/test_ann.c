@@ -199,7 +199,8 @@ static void test_large_k(void) {
 }
 
 /* Widths: 20 (codes padded) with one constant dimension, and MMR_ANN_MAX_D (the largest
- * integer sums); every list probed, the answer is the exact one. One over the cap is refused. */
+ * integer sums, from a row at the maximum of every dimension and a positive query); every
+ * list probed, the answer is the exact one. One over the cap is refused. */
 static void test_widths(void) {
     static const int dims[] = {20, MMR_ANN_MAX_D};
     size_t n = 600;
@@ -210,7 +211,9 @@ static void test_widths(void) {
         CHECK(v && q);
         for (size_t i = 0; i < n * d; i++) v[i] = (float)mmr_rand_uniform(&rng) - 0.5f;
         for (size_t i = 0; i < n; i++) v[i * d + 5] = 0.25f;
-        for (int j = 0; j < d; j++) q[j] = (float)mmr_rand_uniform(&rng) - 0.5f;
+        for (int j = 0; j < d; j++) q[j] = (float)mmr_rand_uniform(&rng);
+        /* row 9 at every dimension's maximum against a positive query: the largest sums */
+        for (int j = 0; j < d; j++) v[9 * d + j] = j == 5 ? 0.25f : 0.5f;
         mmr_ann_opts_t o = mmr_ann_opts_default();
         o.nprobe = MMR_ANN_MAX_NLIST;
         o.rerank = 8;
@@ -224,6 +227,7 @@ static void test_widths(void) {
         mmr_ann_topk_t t = {.k = 20, .rows = er, .dots = ed};
         mmr_ann_topk_scan(&t, q, v, n, d, NULL, 0);
         mmr_ann_topk_sort(&t);
+        CHECK(er[0] == 9);
         CHECK_MSG(got == 20 && memcmp(rows, er, sizeof rows) == 0 && memcmp(dots, ed, sizeof dots) == 0,
                   "D %d: the approximate answer differs from the exact one", d);
         mmr_ann_free(a);
