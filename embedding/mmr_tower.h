@@ -118,8 +118,8 @@ mmr_status_t mmr_tower_item_forward(const mmr_tower_t *t, mmr_tower_backend_t *b
 mmr_status_t mmr_tower_user_forward(const mmr_tower_t *t, mmr_tower_backend_t *be,
                                     const mmr_tower_user_batch_t *batch, float *vec,
                                     mmr_err_t *err);
-/* Ranking head on n (user, item) pairs: prob[i] = P(engage). user, item are (n, D);
- * popularity, recency, prob are (n). CPU only; never fails on finite input. */
+/* Ranking head on one user's n items: prob[i] = P(engage with item i). user is (D), item
+ * (n, D); popularity, recency, prob are (n). CPU only; never fails on finite input. */
 void mmr_tower_head_forward(const mmr_tower_t *t, int n, const float *user, const float *item,
                             const float *popularity, const float *recency, float *prob);
 

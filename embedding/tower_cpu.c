@@ -457,7 +457,7 @@ void mmr_tower_head_forward(const mmr_tower_t *t, int n, const float *user, cons
     size_t D = (size_t)t->cfg.d_out;
     float phi[4];
     for (int i = 0; i < n; i++)
-        prob[i] = sigmoid(head_logit(t, user + i * D, item + i * D, popularity[i], recency[i], phi));
+        prob[i] = sigmoid(head_logit(t, user, item + i * D, popularity[i], recency[i], phi));
 }
 
 typedef struct train_acts {

@@ -292,16 +292,16 @@ mmr_status_t mmr_model_score(const mmr_model_t *m, const float *user_vec, size_t
     memset(score, 0, n * sizeof *score);
     if (gate) memset(gate, 0, n * 3 * sizeof *gate);
     if (n == 0) return MMR_OK;
-    /* one block: summaries (n) | at (n) | miss_idx (n) | miss (n) | users (n, D)
-     *            | items (n, D) | pop (n) | recency (n) | prob (n) | g (n, 3) */
+    /* one block: summaries (n) | at (n) | miss_idx (n) | miss (n) | items (n, D) | pop (n)
+     *            | recency (n) | prob (n) | g (n, 3) */
     size_t bytes = n * (sizeof(mmr_item_summary_t) + 2 * sizeof(size_t) + sizeof(char *)) +
-                   n * (2 * D + 6) * sizeof(float);
+                   n * (D + 6) * sizeof(float);
     char *blk = malloc(bytes);
     if (!blk) return mmr_err_set(err, MMR_ERR_NOMEM, "model: out of memory");
     mmr_item_summary_t *sum = (mmr_item_summary_t *)blk;
     size_t *at = (size_t *)(sum + n), *miss_idx = at + n;
     const char **miss = (const char **)(miss_idx + n);
-    float *users = (float *)(miss + n), *items = users + n * D, *pop = items + n * D;
+    float *items = (float *)(miss + n), *pop = items + n * D;
     float *recency = pop + n, *prob = recency + n, *g = prob + n;
 
     /* catalog flags and stats from the hot-item cache; content only for unindexed items */
@@ -314,7 +314,6 @@ mmr_status_t mmr_model_score(const mmr_model_t *m, const float *user_vec, size_t
         if (sum[i].in_catalog && sum[i].deleted) { status[i] = MMR_MODEL_DELETED; continue; }
         if (!sum[i].in_catalog && !sum[i].has_stats) { status[i] = MMR_MODEL_UNKNOWN; continue; }
         status[i] = MMR_MODEL_SCORED;
-        memcpy(users + ns * D, user_vec, D * sizeof(float));
         pop[ns] = sum[i].has_stats ? (float)mmr_fstore_popularity_at(m->fs, &sum[i].stats, now_ms) : 0.0f;
         double age_ms = sum[i].in_catalog && now_ms > sum[i].created_ms ? (double)(now_ms - sum[i].created_ms) : 0.0;
         recency[ns] = (float)log1p(age_ms / MS_PER_HOUR);
@@ -339,7 +338,7 @@ mmr_status_t mmr_model_score(const mmr_model_t *m, const float *user_vec, size_t
         free(enc);
         if (st != MMR_OK) goto out;
     }
-    mmr_tower_head_forward(m->tower, (int)ns, users, items, pop, recency, prob);
+    mmr_tower_head_forward(m->tower, (int)ns, user_vec, items, pop, recency, prob);
     for (size_t k = 0; k < ns; k++) {
         score[at[k]] = prob[k];
         if (gate) memcpy(gate + at[k] * 3, g + k * 3, 3 * sizeof(float));

@@ -666,7 +666,6 @@ typedef struct scorer {
     uint32_t *row_of;        /* [n_cand] model row of candidate c (NONE: not indexed) */
     float *vec;              /* (n_cand, D) item vectors in candidate order */
     float *pop, *rec;        /* (n_cand) head features at now */
-    float *users;            /* (HEAD_BLOCK, D) the user vector repeated */
     float *uvec;             /* (D) */
 } scorer_t;
 
@@ -676,7 +675,6 @@ static void scorer_free(scorer_t *s) {
     free(s->vec);
     free(s->pop);
     free(s->rec);
-    free(s->users);
     free(s->uvec);
 }
 
@@ -696,12 +694,11 @@ static mmr_status_t scorer_new(pipe_t *p, int64_t now_ms, scorer_t *s, mmr_err_t
     s->vec = calloc(n * D, sizeof *s->vec);
     s->pop = malloc(n * sizeof *s->pop);
     s->rec = malloc(n * sizeof *s->rec);
-    s->users = malloc(HEAD_BLOCK * D * sizeof *s->users);
     s->uvec = malloc(D * sizeof *s->uvec);
     const char **ids = malloc(n * sizeof *ids);
     mmr_item_stats_t *stats = malloc(n * sizeof *stats);
     uint8_t *found = malloc(n);
-    if (!s->row_of || !s->vec || !s->pop || !s->rec || !s->users || !s->uvec || !ids || !stats || !found) {
+    if (!s->row_of || !s->vec || !s->pop || !s->rec || !s->uvec || !ids || !stats || !found) {
         st = oom(err);
         goto out;
     }
@@ -740,10 +737,9 @@ static mmr_status_t scorer_score(scorer_t *s, uint32_t u, int64_t now_ms, float 
     if (st == MMR_OK) st = mmr_model_encode_user(s->m, uid, rec, now_ms, s->uvec, err);
     mmr_user_free(rec);
     if (st != MMR_OK) return st;
-    for (size_t i = 0; i < HEAD_BLOCK; i++) memcpy(s->users + i * D, s->uvec, D * sizeof(float));
     for (size_t lo = 0; lo < n; lo += HEAD_BLOCK) {
         int nb = (int)(n - lo < HEAD_BLOCK ? n - lo : HEAD_BLOCK);
-        mmr_tower_head_forward(mmr_model_tower(s->m), nb, s->users, s->vec + lo * D, s->pop + lo, s->rec + lo,
+        mmr_tower_head_forward(mmr_model_tower(s->m), nb, s->uvec, s->vec + lo * D, s->pop + lo, s->rec + lo,
                                scores + lo);
     }
     for (size_t k = 0; k < n; k++)

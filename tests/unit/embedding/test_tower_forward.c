@@ -33,7 +33,8 @@ static void check_forward(mmr_tower_config_t cfg, int B, double present_p, uint6
 
     CHECK_OK(mmr_tower_item_forward(t, NULL, &tb.b.item, y, gate, &err));
     CHECK_OK(mmr_tower_user_forward(t, NULL, &tb.b.user, u, &err));
-    mmr_tower_head_forward(t, B, u, y, tb.pop, tb.rec, p);
+    for (int b = 0; b < B; b++) /* the head takes one user's items: pair by pair here */
+        mmr_tower_head_forward(t, 1, u + (size_t)b * D, y + (size_t)b * D, tb.pop + b, tb.rec + b, p + b);
     float loss;
     CHECK_OK(mmr_tower_forward_backward(t, NULL, &tb.b, &loss, &err));
 

@@ -102,7 +102,7 @@ int main(void) {
 
     /* scores: head over [u·v, popularity, recency] */
     const char *cands[6] = {"i0", "i3", "i10", "i299", "nosuch", "gone"};
-    float score[6], gate[18], iv[4 * 16], ig[4 * 3], uu[4 * 16], pop[4], rec[4], prob[4];
+    float score[6], gate[18], iv[4 * 16], ig[4 * 3], pop[4], rec[4], prob[4];
     uint8_t status[6];
     ref_user(ref, "u1", now, uref);
     CHECK_OK(mmr_model_score(m, uref, 6, cands, now, score, gate, status, &err), &err);
@@ -114,13 +114,12 @@ int main(void) {
     CHECK_OK(mmr_fstore_get_item_stats(fs, 4, cands, st, found, &err), &err);
     CHECK_OK(mmr_fstore_get_items(fs, 4, cands, &recs, found, &err), &err);
     for (int i = 0; i < 4; i++) {
-        memcpy(uu + i * 16, uref, sizeof uref);
         pop[i] = (float)mmr_fstore_popularity_at(fs, &st[i], now);
         rec[i] = (float)log1p((double)(now - recs[i].created_ms) / 3.6e6);
     }
     mmr_fstore_items_free(recs);
     CHECK(pop[0] > 1.0f);
-    mmr_tower_head_forward(ref, 4, uu, iv, pop, rec, prob);
+    mmr_tower_head_forward(ref, 4, uref, iv, pop, rec, prob);
     for (int i = 0; i < 4; i++) {
         CHECK_MSG(status[i] == MMR_MODEL_SCORED && fabsf(score[i] - prob[i]) < TOL, "%s: %g vs %g", cands[i],
                   score[i], prob[i]);
