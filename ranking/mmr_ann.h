@@ -10,7 +10,7 @@
  * hold fewer than k usable rows, up to all of them.
  *
  * Threads: a built index is immutable; mmr_ann_search may run concurrently on one index
- * (scratch lives on the caller's stack, about 90 KB). Determinism:
+ * (scratch lives on the caller's stack, about 80 KB). Determinism:
  * the same vectors and options (seed included) give the same index and the same answers. */
 #ifndef MMR_ANN_H
 #define MMR_ANN_H
