@@ -63,6 +63,8 @@ typedef struct mmr_registry_conf {
                                      version while the blocks changed since stay within this
                                      fraction of the model; 0 = full files only */
     mmr_tower_backend_t *be;      /* borrowed, NULL = CPU; must outlive the registry */
+    const mmr_model_opts_t *model_opts; /* how its models are built (retrieval index);
+                                     NULL = mmr_model_opts_default(); copied */
 } mmr_registry_conf_t;
 
 /* Opens the registry of fs (borrowed, must outlive it) as described above. *out owned:

@@ -71,6 +71,7 @@ struct mmr_registry {
     char *dir;
     uint32_t keep;
     float delta_max;
+    mmr_model_opts_t model_opts;
     slot_t slots[N_SLOTS];
     _Atomic uint64_t serving_v;   /* what readers of version 0 get */
     atomic_int pinned_v;
@@ -242,7 +243,7 @@ static mmr_status_t ensure_loaded(mmr_registry_t *r, uint64_t v, mmr_err_t *err)
     mmr_tower_t *t = NULL;
     mmr_status_t st = mmr_tower_load(path, &t, err);
     mmr_model_t *m = NULL;
-    if (st == MMR_OK) st = mmr_model_new(t, r->fs, r->be, &m, err);
+    if (st == MMR_OK) st = mmr_model_new_opts(t, r->fs, r->be, &r->model_opts, &m, err);
     if (st == MMR_OK) st = install(r, v, m, err);
     return st;
 }
@@ -310,6 +311,7 @@ mmr_status_t mmr_registry_open(const mmr_registry_conf_t *conf, mmr_fstore_t *fs
     r->be = conf->be;
     r->keep = conf->keep ? conf->keep : 10;
     r->delta_max = conf->delta_max;
+    r->model_opts = conf->model_opts ? *conf->model_opts : mmr_model_opts_default();
     pthread_mutex_init(&r->mu, NULL);
 
     mmr_status_t st = MMR_OK;
@@ -483,7 +485,7 @@ mmr_status_t mmr_registry_publish(mmr_registry_t *r, mmr_tower_t *tower, uint64_
     mmr_status_t st = base ? mmr_tower_save_delta(tower, path, base_path, r->dirty, err)
                            : mmr_tower_save(tower, path, err);
     if (st != MMR_OK) mmr_tower_free(tower);
-    if (st == MMR_OK) st = mmr_model_new(tower, r->fs, r->be, &m, err);
+    if (st == MMR_OK) st = mmr_model_new_opts(tower, r->fs, r->be, &r->model_opts, &m, err);
     if (st == MMR_OK) st = install(r, v, m, err); /* findable by version only: not registered yet */
     record_t rec = {v, mmr_now_ms(), examples_seen, base};
     uint64_t serving = r->pinned ? r->serving : v;

@@ -79,6 +79,10 @@ static const opt_t opts[] = {
     {"model.dim", T_INT, "64", 1, 1024, 0, O(model_dim), "item and user vector width"},
     {"model.history", T_INT, "32", 1, 1024, 0, O(model_history), "recent interactions the user tower attends over"},
     {"model.id_buckets", T_INT, "262144", 1, 67108864, 0, O(model_id_buckets), "hash buckets of the item-id and user-id embeddings"},
+    {"retrieval.exact_below", T_INT, "20000", 0, 1000000000, 0, O(retrieval_exact_below), "catalogs smaller than this are retrieved (retrieve_k) by an exact scan; larger ones get an approximate index at each model build"},
+    {"retrieval.recall", T_DBL, "0.97", 0, 1, 0, O(retrieval_recall), "recall@100 against exact the index's calibration must reach (a higher target probes more lists)"},
+    {"retrieval.rerank", T_INT, "2", 1, 64, 0, O(retrieval_rerank), "the index re-scores this many candidates per result exactly (more: a little slower, fewer lists to probe)"},
+    {"retrieval.max_scan", T_DBL, "0.5", 0, 1, 0, O(retrieval_max_scan), "an index that would scan more than this share of the catalog per query is dropped for the exact scan"},
     {"ready_file", T_STR, "", 0, 0, 0, O(ready_file), "when set, written with the bound ports once serving"},
 };
 #define NOPTS (sizeof opts / sizeof opts[0])

@@ -70,6 +70,10 @@ typedef struct mmr_config {
     long model_dim;
     long model_history;
     long model_id_buckets;
+    long retrieval_exact_below;
+    double retrieval_recall;
+    long retrieval_rerank;
+    double retrieval_max_scan;
     char *ready_file;
     /* "key=value" with the kafka./rocksdb. prefix stripped; owned */
     char *kafka_props[MMR_CONFIG_MAX_PASSTHROUGH];

@@ -221,8 +221,13 @@ static mmr_status_t start_models(daemon_state_t *d, mmr_err_t *err) {
     int w = *c->model_dir ? snprintf(dir, sizeof dir, "%s", c->model_dir)
                           : snprintf(dir, sizeof dir, "%s/models", c->store_path);
     if (w < 0 || (size_t)w >= sizeof dir) return mmr_err_set(err, MMR_ERR_INVALID, "model.dir too long");
+    mmr_model_opts_t mo = mmr_model_opts_default();
+    mo.ann_min_items = (size_t)c->retrieval_exact_below;
+    mo.ann_max_scan = (float)c->retrieval_max_scan;
+    mo.ann_opts.target_recall = (float)c->retrieval_recall;
+    mo.ann_opts.rerank = (uint32_t)c->retrieval_rerank;
     mmr_registry_conf_t rc = {.model_dir = dir, .keep = (uint32_t)c->model_keep,
-                              .delta_max = (float)c->model_delta_max};
+                              .delta_max = (float)c->model_delta_max, .model_opts = &mo};
     mmr_status_t st = mmr_registry_open(&rc, d->fs, &d->reg, err);
     if (st != MMR_OK) return st;
     if (*c->model_experiments && (st = mmr_registry_set_experiments(d->reg, c->model_experiments, err)) != MMR_OK)

@@ -108,6 +108,33 @@ static void setup(char dir[64], uint64_t rng) {
     mt_put_events(fs, 5, 6, 50, &rng);
 }
 
+/* conf.model_opts reaches the models the registry builds, published and loaded: with an
+ * index from one item on, the 50-item catalog is retrieved through one; by default not. */
+static void model_opts(void) {
+    char dir[64];
+    setup(dir, 5);
+    mmr_model_opts_t mo = mmr_model_opts_default();
+    mo.ann_min_items = 1;
+    mo.ann_max_scan = 1.0f;
+    mmr_registry_conf_t c = {.model_dir = model_dir, .model_opts = &mo};
+    mmr_err_t err = {0};
+    mmr_model_ref_t ref;
+    uint64_t v = 0;
+    for (int pass = 0; pass < 3; pass++) { /* publish with opts; reload with; reload without */
+        mmr_registry_t *r = NULL;
+        if (pass < 2) CHECK_OK(mmr_registry_open(&c, fs, &r, &err), &err);
+        else r = open_reg(4);
+        if (pass == 0) v = publish(r);
+        CHECK_OK(mmr_registry_acquire(r, v, &ref, &err), &err);
+        CHECK_MSG((mmr_model_ann(ref.model) != NULL) == (pass < 2), "pass %d", pass);
+        mmr_registry_release(r, &ref);
+        mmr_registry_free(r);
+    }
+    mmr_fstore_close(fs);
+    mt_rmdir(dir);
+    printf("ok model options reach published and loaded models\n");
+}
+
 /* Delta files, in a store and model folder of their own. */
 static void deltas(void) {
     char dir[64];
@@ -318,5 +345,6 @@ int main(void) {
     mmr_fstore_close(fs);
     mt_rmdir(dir);
     deltas();
+    model_opts();
     return 0;
 }
