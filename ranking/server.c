@@ -932,8 +932,10 @@ mmr_status_t mmr_server_start(mmr_server_t *s, mmr_err_t *err) {
      * unmatched is invisible to admission and is cancelled, not drained, at shutdown. */
     for (int m = 0; m < s->nmethods; m++)
         for (int k = 0; k < ARMED; k++) request_next(s, &s->methods[m]);
-    for (int i = 0; i < s->slots; i++) pthread_create(&s->acceptors[i], NULL, acceptor_main, s);
-    for (int i = 0; i < s->slots; i++) pthread_create(&s->workers[i], NULL, worker_main, s);
+    for (int i = 0; i < s->slots; i++) {
+        pthread_create(&s->acceptors[i], NULL, acceptor_main, s);
+        pthread_create(&s->workers[i], NULL, worker_main, s);
+    }
     return MMR_OK;
 }
 
